@@ -1,0 +1,47 @@
+# Two commands for a fresh machine: `make run` and `make test`. Both create .venv and install pinned versions.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: run test soak lint format bench sandbox clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_RUN): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements.lock -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
+	touch $@ $(STAMP_RUN)
+
+## run: start the bot from .env (see .env.example)
+run: $(STAMP_RUN)
+	$(BIN)/python -m bot
+
+## test: ruff, then the whole suite (no network; soak tests excluded)
+test: $(STAMP_TEST)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -q
+
+## soak: the long soak tests only
+soak: $(STAMP_TEST)
+	$(BIN)/python -m pytest -q -m soak
+
+format: $(STAMP_TEST)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## sandbox: run the sandbox Hypereal provider on 127.0.0.1:8765
+sandbox: $(STAMP_RUN)
+	$(BIN)/python -m bot.sandbox --port 8765
+
+bench: $(STAMP_TEST)
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,131 @@
+"""The composition root's body: builds every service, owns their lifetimes, and runs the bot.
+
+``python -m bot`` uses it, and so does the in-process end-to-end test fixture, so tests start the
+bot exactly the way production does (only the settings differ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from pydantic import SecretStr
+
+from bot.bot import HyperealBot, point_discord_at
+from bot.catalog import Catalog
+from bot.db import Database
+from bot.hypereal import HyperealClient, RequestLimiter
+from bot.services import Services
+from bot.settings import Settings
+from bot.web import HealthProbe, WebServer, create_web_app
+
+log = logging.getLogger(__name__)
+
+SANDBOX_DEFAULT_KEY = "sandbox-key"
+
+
+class BotApp:
+    """Everything the process runs, opened on ``async with`` and closed in reverse order on exit."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time, **bot_options: Any) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._bot_options = bot_options
+        self._stack = contextlib.AsyncExitStack()
+        self.sandbox: Any = None
+        self.bot: HyperealBot
+        self.services: Services
+
+    async def __aenter__(self) -> BotApp:
+        try:
+            await self._build()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    async def _build(self) -> None:
+        settings = self.settings
+        catalog = Catalog.load()  # a broken catalog stops start-up before anything connects
+        point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+
+        http = await self._stack.enter_async_context(aiohttp.ClientSession())
+        db = await Database.open(settings.database_path)
+        self._stack.push_async_callback(db.close)
+        await db.migrate()
+
+        base_url, api_key = await self._hypereal_endpoint()
+        hypereal = HyperealClient(
+            http,
+            base_url,
+            api_key,
+            limiter=RequestLimiter(max_requests=settings.hypereal_requests_per_hour),
+            timeout=settings.hypereal_timeout_seconds,
+        )
+        self.services = Services(
+            settings=settings,
+            db=db,
+            http=http,
+            hypereal=hypereal,
+            catalog=catalog,
+            clock=self.clock,
+        )
+        web = WebServer(
+            create_web_app(HealthProbe(gateway_connected=self._gateway_connected, database_ok=self._database_ok)),
+            settings.web_host,
+            settings.web_port,
+        )
+        self.bot = HyperealBot(self.services, web, **self._bot_options)
+        self._stack.push_async_callback(self._close_bot)
+
+    async def _hypereal_endpoint(self) -> tuple[str, SecretStr]:
+        """The real API, or the sandbox started in-process when HYPEREAL_SANDBOX=1."""
+        settings = self.settings
+        key = settings.hypereal_api_key or SecretStr(SANDBOX_DEFAULT_KEY)
+        if not settings.hypereal_sandbox:
+            return str(settings.hypereal_base_url).rstrip("/"), key
+        from bot.sandbox import SandboxProvider  # only imported when asked for
+
+        self.sandbox = SandboxProvider(api_key=key.get_secret_value())
+        base_url = await self.sandbox.start(host="127.0.0.1", port=0)
+        self._stack.push_async_callback(self.sandbox.close)
+        log.warning("HYPEREAL_SANDBOX=1: using the sandbox provider at %s, nothing is spent", base_url)
+        return base_url, key
+
+    def _gateway_connected(self) -> bool:
+        return self.bot.gateway_connected()
+
+    async def _database_ok(self) -> bool:
+        try:
+            await self.services.db.fetch_value("SELECT 1")
+        except Exception:
+            log.exception("health check: database query failed")
+            return False
+        return True
+
+    async def _close_bot(self) -> None:
+        if not self.bot.is_closed():
+            await self.bot.close()
+        else:
+            await self.bot.web.close()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Log in and run the gateway until ``stop`` is set or the client stops on its own (errors propagate)."""
+        runner = asyncio.create_task(self.bot.start(self.settings.discord_token.get_secret_value()), name="gateway")
+        stopper = asyncio.create_task(stop.wait(), name="stop-signal")
+        try:
+            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not runner.done():
+                await self.bot.close()
+            await asyncio.wait({runner})
+        runner.result()

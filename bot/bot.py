@@ -1,0 +1,140 @@
+"""The Discord client: a ``commands.Bot`` wired with the services, the error-handling command tree and the web server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import BotError
+from bot.kv import KeyValueStore
+
+if TYPE_CHECKING:
+    from bot.services import Services
+    from bot.web import WebServer
+
+log = logging.getLogger(__name__)
+
+# Every cog is listed here and loaded fail-fast: a bot whose credits cog failed must not take paid jobs.
+INITIAL_EXTENSIONS: tuple[str, ...] = ("cogs.meta",)
+
+COMMANDS_HASH_KEY = "global_commands_hash"
+
+
+def point_discord_at(api_base: str, gateway_url: str) -> None:
+    """Send REST calls to ``api_base`` and connect the gateway to ``gateway_url`` (a proxy, or the test fake).
+
+    These two class attributes are where discord.py builds every URL from; they must be set before login.
+    """
+    discord.http.Route.BASE = api_base.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+class HyperealTree(app_commands.CommandTree["HyperealBot"]):
+    """The command tree, with the bot's single error handler for app commands."""
+
+    async def on_error(self, interaction: discord.Interaction[HyperealBot], error: app_commands.AppCommandError) -> None:
+        """Turn errors into a clear ephemeral message; unexpected ones are logged with a reference the user sees."""
+        from cogs._shared import respond  # cogs import the bot module; import here to keep the graph acyclic
+
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(original, BotError):
+            message = original.user_message
+        elif isinstance(original, app_commands.MissingPermissions):
+            perms = ", ".join(p.replace("_", " ").title() for p in original.missing_permissions)
+            message = f"You need the {perms} permission to use this command. Ask a server admin."
+        elif isinstance(original, app_commands.CommandOnCooldown):
+            message = f"Slow down a little: try again in {original.retry_after:.0f} s."
+        elif isinstance(original, app_commands.NoPrivateMessage):
+            message = "This command only works in a server channel, not in DMs."
+        elif isinstance(original, app_commands.CheckFailure):
+            message = str(original) or "You are not allowed to use this command here."
+        else:
+            reference = uuid.uuid4().hex[:8]
+            command = interaction.command.qualified_name if interaction.command else "?"
+            log.error(
+                "command failed ref=%s command=%s guild=%s user=%s",
+                reference,
+                command,
+                interaction.guild_id,
+                interaction.user.id,
+                exc_info=original,
+            )
+            message = (
+                f"Something went wrong on our side (reference `{reference}`). Please try again; "
+                "if it keeps happening, give the reference to the server admins."
+            )
+        await respond(interaction, message, ephemeral=True)
+
+
+class HyperealBot(commands.Bot):
+    """The gateway client. It holds the services; cogs reach them as ``bot.services``."""
+
+    def __init__(self, services: Services, web: WebServer, **options: Any) -> None:
+        settings = services.settings
+        intents = discord.Intents.none()
+        intents.guilds = True
+        if settings.message_content_intent:
+            # Only chat's "reply to continue" and mentions need message events and their content.
+            intents.guild_messages = True
+            intents.dm_messages = True
+            intents.message_content = True
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=intents,
+            tree_cls=HyperealTree,
+            max_messages=None,
+            member_cache_flags=discord.MemberCacheFlags.none(),
+            chunk_guilds_at_startup=False,
+            allowed_mentions=discord.AllowedMentions.none(),
+            **options,
+        )
+        self.services = services
+        self.web = web
+
+    async def setup_hook(self) -> None:
+        """Wire only: load the cogs (fail-fast), start the web server, sync commands. Never waits on the gateway."""
+        for extension in INITIAL_EXTENSIONS:
+            await self.load_extension(extension)
+        await self.web.start()
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Sync to the dev guild when one is set; otherwise globally, and only when the definitions changed."""
+        dev_guild = self.services.settings.discord_dev_guild_id
+        if dev_guild is not None:
+            guild = discord.Object(id=dev_guild)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced commands to dev guild guild=%s count=%s", dev_guild, len(synced))
+            return
+        kv = KeyValueStore(self.services.db)
+        digest = self.commands_hash()
+        if await kv.get(COMMANDS_HASH_KEY) == digest:
+            log.info("global commands unchanged, not syncing hash=%s", digest[:12])
+            return
+        synced = await self.tree.sync()
+        await kv.set(COMMANDS_HASH_KEY, digest)
+        log.info("synced global commands count=%s hash=%s", len(synced), digest[:12])
+
+    def commands_hash(self) -> str:
+        """A stable hash of every global command definition as Discord would receive it."""
+        payload = sorted((command.to_dict(self.tree) for command in self.tree.get_commands()), key=lambda c: c["name"])
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def gateway_connected(self) -> bool:
+        """True while the websocket is open and READY has been received."""
+        return self.ws is not None and not self.is_closed() and self.is_ready()
+
+    async def close(self) -> None:
+        """Close the gateway, then the web server (the composition root closes the database and HTTP session)."""
+        await super().close()
+        await self.web.close()

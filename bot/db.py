@@ -1,0 +1,186 @@
+"""The one SQLite connection the bot uses, and the migrations runner.
+
+One aiosqlite connection serves the whole process. SQLite allows one writer at a time, so every
+write transaction goes through :meth:`Database.transaction`, which serialises writers on an
+``asyncio.Lock`` and opens ``BEGIN IMMEDIATE`` so the write lock is taken up front (no
+read-then-upgrade deadlocks). Reads outside a transaction see the last committed state (WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
+
+Params = Mapping[str, Any] | Sequence[Any]
+
+
+class MigrationError(Exception):
+    """A migration file failed; the database was left at the version it had before that file."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file from ``migrations/``."""
+
+    version: int
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Return the migrations in ``directory`` sorted by version; names must be ``NNNN_name.sql``.
+
+    Raises ``MigrationError`` for a misnamed file or a duplicated or missing version number, so a
+    typo in a file name cannot silently skip a migration.
+    """
+    found: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"migration file {path.name!r} is not named NNNN_description.sql")
+        found.append(Migration(int(match.group(1)), path))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(f"migration versions must be 1, 2, 3…; found {migration.name} where {expected:04d} belongs")
+    return found
+
+
+class Database:
+    """A single aiosqlite connection with WAL, foreign keys, a busy timeout and serialised write transactions."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self._write_lock = asyncio.Lock()
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> Database:
+        """Open (creating parent directories) and configure the database at ``path`` (``":memory:"`` works too)."""
+        path_str = str(path)
+        if path_str != ":memory:":
+            Path(path_str).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, sqlite3 must not open implicit transactions.
+        conn = await aiosqlite.connect(path_str, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        return cls(conn, path_str)
+
+    async def close(self) -> None:
+        """Close the connection (waits for a running transaction to finish)."""
+        async with self._write_lock:
+            await self._conn.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back if the block raises.
+
+        Writers are serialised on an ``asyncio.Lock`` because they share one connection: two
+        coroutines interleaving statements on it would mix their transactions.
+        """
+        async with self._write_lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one write statement in its own transaction; returns the number of rows changed."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, params)
+            return cursor.rowcount
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        """Read one row (committed state)."""
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """Read all rows (committed state)."""
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetch_value(self, sql: str, params: Params = ()) -> Any:
+        """Read the first column of the first row, or None."""
+        row = await self.fetch_one(sql, params)
+        return None if row is None else row[0]
+
+    async def user_version(self) -> int:
+        """The schema version recorded in ``PRAGMA user_version``."""
+        return int(await self.fetch_value("PRAGMA user_version"))
+
+    async def migrate(self, migrations: Iterable[Migration] | None = None) -> int:
+        """Apply every migration newer than ``user_version``, each in its own transaction.
+
+        A failing file is rolled back whole, version included, and raises ``MigrationError``:
+        the database stays exactly as the previous migration left it. Returns the new version.
+        """
+        pending = [m for m in (discover_migrations() if migrations is None else migrations)]
+        current = await self.user_version()
+        for migration in pending:
+            if migration.version <= current:
+                continue
+            script = migration.path.read_text(encoding="utf-8")
+            async with self._write_lock:
+                # executescript() would COMMIT first; run the statements one by one inside our own transaction.
+                await self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _split_statements(script):
+                        await self._conn.execute(statement)
+                    await self._conn.execute(f"PRAGMA user_version={migration.version}")
+                except sqlite3.Error as exc:
+                    await self._conn.execute("ROLLBACK")
+                    raise MigrationError(f"migration {migration.name} failed: {exc}; database left at version {current}") from exc
+                await self._conn.execute("COMMIT")
+            log.info("applied migration %s", migration.name)
+            current = migration.version
+        return current
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a SQL script into complete statements (sqlite3.complete_statement handles quotes and triggers)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not _only_comments(buffer):
+        raise sqlite3.OperationalError(f"incomplete SQL statement at end of script: {buffer.strip()[:60]!r}")
+    return statements
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("--") for line in text.splitlines())

@@ -1,0 +1,27 @@
+"""The services holder the Bot receives: every dependency a cog may need, built in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from bot.catalog import Catalog
+    from bot.db import Database
+    from bot.hypereal import HyperealClient
+    from bot.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """Built by the composition root (`bot.app`); cogs read it as ``bot.services``."""
+
+    settings: Settings
+    db: Database
+    http: aiohttp.ClientSession
+    hypereal: HyperealClient
+    catalog: Catalog
+    clock: Callable[[], float]

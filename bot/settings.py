@@ -1,0 +1,128 @@
+"""Typed settings, read from the environment or `.env`.
+
+Field names are the environment variable names (lower-cased), so what an operator reads in
+`.env.example` is what they set. Settings are built once, in the entry point; tests build
+``Settings(...)`` directly with ``_env_file=None``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+Period = Literal["day", "week", "month", "none"]
+
+# Hypereal's output CDNs (observed in production outputs). Operators extend the list with OUTPUT_HOSTS.
+DEFAULT_OUTPUT_HOSTS = (
+    "cdn.hypereal.tech",
+    "cdn.hypereal.cloud",
+    "storage.hypereal.tech",
+    "storage.hypereal.cloud",
+    "media.hypereal.tech",
+    "media.hypereal.cloud",
+)
+
+
+def _split_csv(value: object) -> object:
+    """Accept ``"a,b, c"`` from the environment as well as a real list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the bot reads from its environment. See `.env.example` for each one explained."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    # Discord
+    discord_token: SecretStr = Field(description="The bot token from the Discord developer portal.")
+    discord_api_base: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    discord_dev_guild_id: int | None = None
+    owner_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    message_content_intent: bool = False
+
+    # Hypereal
+    hypereal_api_key: SecretStr | None = None
+    hypereal_base_url: AnyHttpUrl = AnyHttpUrl("https://api.hypereal.tech")
+    hypereal_sandbox: bool = False
+    hypereal_requests_per_hour: int = Field(default=950, ge=1, le=1000)
+    hypereal_timeout_seconds: float = Field(default=300.0, gt=0)
+
+    # Storage and web server
+    database_path: Path = Path("data/bot.sqlite3")
+    web_host: str = "0.0.0.0"  # noqa: S104 - the health check and webhooks must be reachable from outside the container
+    web_port: int = Field(default=8080, ge=0, le=65535)
+    public_url: AnyHttpUrl | None = None
+
+    # Credits
+    default_allowance: int = Field(default=1000, ge=0)
+    default_period: Period = "month"
+    confirm_threshold: int = Field(default=50, ge=0)
+
+    # Jobs and delivery
+    job_deadline_minutes: int = Field(default=45, ge=1)
+    output_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_OUTPUT_HOSTS))
+    output_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+
+    # Chat
+    default_chat_model: str = "claude-sonnet-4-6"
+    chat_context_chars: int = Field(default=24_000, ge=1000)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("owner_ids", "output_hosts", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("output_hosts", mode="after")
+    @classmethod
+    def _default_hosts_when_blank(cls, value: list[str]) -> list[str]:
+        return value or list(DEFAULT_OUTPUT_HOSTS)
+
+    @field_validator("discord_dev_guild_id", "public_url", "hypereal_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `.env.example` leaves optional variables blank; blank means "not set", not "invalid".
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _key_required_without_sandbox(self) -> Settings:
+        if not self.hypereal_sandbox and self.hypereal_api_key is None:
+            raise ValueError("HYPEREAL_API_KEY is required unless HYPEREAL_SANDBOX=1")
+        return self
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        """Webhooks need a public URL Hypereal can reach; without one the poller does all the work."""
+        return self.public_url is not None
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """One line naming the first bad variable and how to fix it (never echoing the value, which may be a secret)."""
+    error = exc.errors(include_url=False, include_input=False)[0]
+    names = [str(part) for part in error["loc"] if isinstance(part, str)]
+    if not names:
+        message = str(error["msg"]).removeprefix("Value error, ")
+        return f"Configuration error: {message}. Set it in .env or the environment (see .env.example)."
+    variable = names[0].upper()
+    if error["type"] == "missing":
+        return f"{variable} is not set: add {variable}=... to .env or the environment (see .env.example)."
+    return f"{variable} is invalid: {error['msg']}. Fix it in .env or the environment (see .env.example)."
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings once (environment, then `.env`), turning validation errors into one clear ConfigError line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_settings_error(exc)) from None

@@ -1,0 +1,102 @@
+"""The database wrapper and the migrations runner, on real SQLite files."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.db import Database, MigrationError, discover_migrations
+
+
+async def test_open_configures_wal_and_foreign_keys(tmp_path: Path) -> None:
+    async with await Database.open(tmp_path / "sub" / "bot.sqlite3") as db:
+        assert await db.fetch_value("PRAGMA journal_mode") == "wal"
+        assert await db.fetch_value("PRAGMA foreign_keys") == 1
+        assert await db.fetch_value("PRAGMA busy_timeout") == 5000
+
+
+async def test_packaged_migrations_apply_and_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    expected = len(discover_migrations())
+    async with await Database.open(path) as db:
+        assert await db.migrate() == expected
+        tables = {row[0] for row in await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"guild_budgets", "ledger", "reservations", "jobs", "chat_turns", "user_caps", "role_caps"} <= tables
+    async with await Database.open(path) as db:
+        assert await db.migrate() == expected  # reopening applies nothing twice
+        assert await db.user_version() == expected
+
+
+def _write(directory: Path, name: str, sql: str) -> None:
+    (directory / name).write_text(sql, encoding="utf-8")
+
+
+async def test_failing_migration_leaves_database_and_version_unchanged(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    _write(migrations, "0001_first.sql", "CREATE TABLE a (x INTEGER);\nINSERT INTO a VALUES (1);\n")
+    _write(
+        migrations,
+        "0002_broken.sql",
+        "CREATE TABLE b (y INTEGER);\nINSERT INTO a VALUES (2);\nINSERT INTO missing_table VALUES (3);\n",
+    )
+    async with await Database.open(tmp_path / "bot.sqlite3") as db:
+        with pytest.raises(MigrationError, match="0002_broken.sql"):
+            await db.migrate(discover_migrations(migrations))
+        assert await db.user_version() == 1
+        assert await db.fetch_value("SELECT count(*) FROM sqlite_master WHERE name = 'b'") == 0
+        assert [row[0] for row in await db.fetch_all("SELECT x FROM a")] == [1]
+
+
+async def test_trigger_bodies_are_not_split(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    _write(
+        migrations,
+        "0001_trigger.sql",
+        "-- a comment; with a semicolon\nCREATE TABLE t (x INTEGER);\n"
+        "CREATE TRIGGER t_no_delete BEFORE DELETE ON t\nBEGIN\n    SELECT RAISE(ABORT, 'no; deletes');\nEND;\n",
+    )
+    async with await Database.open(":memory:") as db:
+        assert await db.migrate(discover_migrations(migrations)) == 1
+        await db.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(Exception, match="no; deletes"):
+            await db.execute("DELETE FROM t")
+
+
+def test_misnamed_or_gapped_migrations_are_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "0001_ok.sql", "SELECT 1;")
+    _write(tmp_path, "0003_gap.sql", "SELECT 1;")
+    with pytest.raises(MigrationError, match="0003_gap.sql"):
+        discover_migrations(tmp_path)
+    _write(tmp_path, "2_bad.sql", "SELECT 1;")
+    with pytest.raises(MigrationError, match="2_bad.sql"):
+        discover_migrations(tmp_path)
+
+
+async def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    async with await Database.open(tmp_path / "bot.sqlite3") as db:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO t VALUES (1)")
+                raise RuntimeError("boom")
+        assert await db.fetch_value("SELECT count(*) FROM t") == 0
+
+
+async def test_concurrent_transactions_are_serialised(tmp_path: Path) -> None:
+    async with await Database.open(tmp_path / "bot.sqlite3") as db:
+        await db.execute("CREATE TABLE counter (n INTEGER)")
+        await db.execute("INSERT INTO counter VALUES (0)")
+
+        async def increment() -> None:
+            async with db.transaction() as conn:
+                async with conn.execute("SELECT n FROM counter") as cursor:
+                    (n,) = await cursor.fetchone()
+                await asyncio.sleep(0)  # another writer would interleave here without the lock
+                await conn.execute("UPDATE counter SET n = ?", (n + 1,))
+
+        await asyncio.gather(*(increment() for _ in range(100)))
+        assert await db.fetch_value("SELECT n FROM counter") == 100
