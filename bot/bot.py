@@ -1,4 +1,4 @@
-"""The Discord client: a ``commands.Bot`` wired with the services, the error-handling command tree and the web server."""
+"""The Discord client: a ``commands.Bot`` wired with the services, the error-handling tree and the web server."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
 class HyperealTree(app_commands.CommandTree["HyperealBot"]):
     """The command tree, with the bot's single error handler for app commands."""
 
-    async def on_error(self, interaction: discord.Interaction[HyperealBot], error: app_commands.AppCommandError) -> None:
+    async def on_error(
+        self, interaction: discord.Interaction[HyperealBot], error: app_commands.AppCommandError
+    ) -> None:
         """Turn errors into a clear ephemeral message; unexpected ones are logged with a reference the user sees."""
         from cogs._shared import respond  # cogs import the bot module; import here to keep the graph acyclic
 

@@ -59,7 +59,9 @@ def discover_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     found.sort(key=lambda m: m.version)
     for expected, migration in enumerate(found, start=1):
         if migration.version != expected:
-            raise MigrationError(f"migration versions must be 1, 2, 3…; found {migration.name} where {expected:04d} belongs")
+            raise MigrationError(
+                f"migration versions must be 1, 2, 3…; found {migration.name} where {expected:04d} belongs"
+            )
     return found
 
 
@@ -160,7 +162,9 @@ class Database:
                     await self._conn.execute(f"PRAGMA user_version={migration.version}")
                 except sqlite3.Error as exc:
                     await self._conn.execute("ROLLBACK")
-                    raise MigrationError(f"migration {migration.name} failed: {exc}; database left at version {current}") from exc
+                    raise MigrationError(
+                        f"migration {migration.name} failed: {exc}; database left at version {current}"
+                    ) from exc
                 await self._conn.execute("COMMIT")
             log.info("applied migration %s", migration.name)
             current = migration.version

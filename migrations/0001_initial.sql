@@ -112,6 +112,10 @@ CREATE TABLE budget_alerts (
 ) STRICT;
 
 -- Generations: async jobs (video, audio, 3D) and finished images (so result buttons survive restarts).
+-- Async jobs: submitting (row written before the request is sent) → pending (Hypereal's jobId) →
+-- completed | failed → delivered; pending → cancelled. Every change is a conditional UPDATE.
+-- webhook_token_hash is the SHA-256 of the job's webhook URL token (the token itself is never stored).
+-- next_poll_at is when the poller next looks at the job (poll, orphan check, or delivery retry).
 CREATE TABLE jobs (
     id                   TEXT    PRIMARY KEY,
     guild_id             INTEGER,
@@ -134,11 +138,14 @@ CREATE TABLE jobs (
     error                TEXT,
     status_message_id    INTEGER,
     result_message_id    INTEGER,
+    result_channel_id    INTEGER,
     interaction_token    TEXT,
     interaction_at       INTEGER,
+    upload_limit         INTEGER,
     delivery_nonce       TEXT,
     poll_count           INTEGER NOT NULL DEFAULT 0,
-    next_poll_at         INTEGER,
+    delivery_attempts    INTEGER NOT NULL DEFAULT 0,
+    next_poll_at         REAL,     -- fractional seconds: poll delays may be sub-second (tests)
     deadline_at          INTEGER NOT NULL,
     created_at           INTEGER NOT NULL,
     updated_at           INTEGER NOT NULL,

@@ -43,7 +43,7 @@ async def test_failing_migration_leaves_database_and_version_unchanged(tmp_path:
         "CREATE TABLE b (y INTEGER);\nINSERT INTO a VALUES (2);\nINSERT INTO missing_table VALUES (3);\n",
     )
     async with await Database.open(tmp_path / "bot.sqlite3") as db:
-        with pytest.raises(MigrationError, match="0002_broken.sql"):
+        with pytest.raises(MigrationError, match=r"0002_broken\.sql"):
             await db.migrate(discover_migrations(migrations))
         assert await db.user_version() == 1
         assert await db.fetch_value("SELECT count(*) FROM sqlite_master WHERE name = 'b'") == 0
@@ -69,20 +69,24 @@ async def test_trigger_bodies_are_not_split(tmp_path: Path) -> None:
 def test_misnamed_or_gapped_migrations_are_refused(tmp_path: Path) -> None:
     _write(tmp_path, "0001_ok.sql", "SELECT 1;")
     _write(tmp_path, "0003_gap.sql", "SELECT 1;")
-    with pytest.raises(MigrationError, match="0003_gap.sql"):
+    with pytest.raises(MigrationError, match=r"0003_gap\.sql"):
         discover_migrations(tmp_path)
     _write(tmp_path, "2_bad.sql", "SELECT 1;")
-    with pytest.raises(MigrationError, match="2_bad.sql"):
+    with pytest.raises(MigrationError, match=r"2_bad\.sql"):
         discover_migrations(tmp_path)
 
 
 async def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     async with await Database.open(tmp_path / "bot.sqlite3") as db:
         await db.execute("CREATE TABLE t (x INTEGER)")
-        with pytest.raises(RuntimeError):
+
+        async def insert_then_fail() -> None:
             async with db.transaction() as conn:
                 await conn.execute("INSERT INTO t VALUES (1)")
                 raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            await insert_then_fail()
         assert await db.fetch_value("SELECT count(*) FROM t") == 0
 
 

@@ -29,7 +29,8 @@ def test_missing_token_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert "DISCORD_TOKEN" in lines[0] and ".env" in lines[0]
+    assert "DISCORD_TOKEN" in lines[0]
+    assert ".env" in lines[0]
     assert "Traceback" not in result.stderr
 
 
@@ -37,7 +38,8 @@ def test_invalid_value_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     result = _run_bot({"DISCORD_TOKEN": "tok-SECRET", "HYPEREAL_SANDBOX": "1", "WEB_PORT": "abc"}, tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("WEB_PORT is invalid"), result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("WEB_PORT is invalid"), result.stderr
     assert "tok-SECRET" not in result.stderr
 
 

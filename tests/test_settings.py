@@ -51,7 +51,8 @@ def test_environment_names_are_read(clean_env: pytest.MonkeyPatch) -> None:
         clean_env.setenv(name, value)
     settings = load_settings(_env_file=None)
     assert settings.discord_token.get_secret_value() == "tok-123456"
-    assert settings.hypereal_api_key is not None and settings.hypereal_api_key.get_secret_value() == "ck_secret"
+    assert settings.hypereal_api_key is not None
+    assert settings.hypereal_api_key.get_secret_value() == "ck_secret"
     assert str(settings.hypereal_base_url).startswith("https://api.hypereal.cloud")
     assert settings.discord_api_base == "http://127.0.0.1:9/api/v10"
     assert settings.discord_gateway_url == "ws://127.0.0.1:9/gateway"
@@ -73,7 +74,8 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert settings.discord_gateway_url == "wss://gateway.discord.gg/"
     assert str(settings.database_path) == "data/bot.sqlite3"
     assert settings.web_port == 8080
-    assert settings.public_url is None and not settings.webhooks_enabled
+    assert settings.public_url is None
+    assert not settings.webhooks_enabled
     assert settings.hypereal_sandbox is False
     assert settings.owner_ids == []
     assert settings.output_hosts == list(DEFAULT_OUTPUT_HOSTS)
