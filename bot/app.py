@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from bot.bot import HyperealBot, point_discord_at
 from bot.catalog import Catalog
 from bot.db import Database
+from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient, RequestLimiter
 from bot.services import Services
 from bot.settings import Settings
@@ -63,6 +64,11 @@ class BotApp:
         await db.migrate()
 
         base_url, api_key = await self._hypereal_endpoint()
+        output_hosts = list(settings.output_hosts)
+        if self.sandbox is not None:
+            output_hosts.append(base_url)  # the sandbox serves its outputs itself, on loopback
+        downloader = SafeDownloader(AllowList.parse(output_hosts), max_bytes=settings.output_max_bytes)
+        self._stack.push_async_callback(downloader.close)
         hypereal = HyperealClient(
             http,
             base_url,
@@ -76,6 +82,7 @@ class BotApp:
             http=http,
             hypereal=hypereal,
             catalog=catalog,
+            downloader=downloader,
             clock=self.clock,
         )
         web = WebServer(

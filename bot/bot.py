@@ -107,7 +107,11 @@ class HyperealBot(commands.Bot):
         for extension in INITIAL_EXTENSIONS:
             await self.load_extension(extension)
         await self.web.start()
-        await self.sync_commands()
+        try:
+            await self.sync_commands()
+        except discord.HTTPException as exc:
+            # The bot still works with the commands Discord already has; the next start tries again.
+            log.error("could not sync slash commands status=%s code=%s: %s", exc.status, exc.code, exc.text)
 
     async def sync_commands(self) -> None:
         """Sync to the dev guild when one is set; otherwise globally, and only when the definitions changed."""

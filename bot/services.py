@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
     from bot.catalog import Catalog
     from bot.db import Database
+    from bot.download import SafeDownloader
     from bot.hypereal import HyperealClient
     from bot.settings import Settings
 
@@ -24,4 +25,5 @@ class Services:
     http: aiohttp.ClientSession
     hypereal: HyperealClient
     catalog: Catalog
+    downloader: SafeDownloader
     clock: Callable[[], float]

@@ -172,3 +172,23 @@ CREATE TABLE chat_messages (
     message_id  INTEGER PRIMARY KEY,
     turn_id     INTEGER NOT NULL REFERENCES chat_turns (id) ON DELETE CASCADE
 ) STRICT;
+
+-- Finished image generations and edits, so result buttons (Reroll, Edit, Animate, To 3D) keep
+-- working after a restart: a button's custom_id carries the generation id.
+CREATE TABLE generations (
+    id               TEXT    PRIMARY KEY,
+    guild_id         INTEGER,
+    channel_id       INTEGER NOT NULL,
+    user_id          INTEGER NOT NULL,
+    kind             TEXT    NOT NULL CHECK (kind IN ('image', 'image_edit')),
+    model            TEXT    NOT NULL,
+    prompt           TEXT    NOT NULL,
+    options_json     TEXT    NOT NULL DEFAULT '{}',
+    source_urls      TEXT    NOT NULL DEFAULT '[]',
+    output_urls      TEXT    NOT NULL DEFAULT '[]',
+    credits          INTEGER NOT NULL DEFAULT 0,
+    message_id       INTEGER,
+    attachment_urls  TEXT    NOT NULL DEFAULT '[]',
+    created_at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX generations_user ON generations (user_id, created_at);
