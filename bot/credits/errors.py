@@ -1,0 +1,53 @@
+"""What a member sees when credits stop a request: what happened and what to do next."""
+
+from __future__ import annotations
+
+from bot.errors import BotError
+
+
+def when(resets_at: int | None) -> str:
+    """A Discord timestamp (shown in the reader's time zone) or a phrase for pools that never reset."""
+    return f"<t:{resets_at}:R>" if resets_at else "when an admin tops it up"
+
+
+class InsufficientCredits(BotError):
+    """The server's balance cannot cover the request's estimate."""
+
+    def __init__(self, required: int, available: int, resets_at: int | None = None) -> None:
+        super().__init__(
+            f"This server has {available} credits left and this needs {required}. "
+            f"Ask a server admin to top up, or try again after the budget resets ({when(resets_at)})."
+        )
+        self.required = required
+        self.available = available
+        self.resets_at = resets_at
+
+
+class QuotaExceeded(BotError):
+    """The member's cap for this category would be exceeded."""
+
+    def __init__(self, category: str, cap: int, used: int, resets_at: int | None) -> None:
+        label = category.replace("_", " ")
+        super().__init__(
+            f"You have used {used} of your {cap} {label} credits this period; this request needs more. "
+            f"Your quota resets {when(resets_at)}, or ask a server admin to raise it."
+        )
+        self.category = category
+        self.cap = cap
+        self.used = used
+        self.resets_at = resets_at
+
+
+class BudgetFrozen(BotError):
+    """The operator froze this server's budget."""
+
+    def __init__(self) -> None:
+        super().__init__("This server's credits are frozen by the bot operator. Ask a server admin to contact them.")
+
+
+class ReservationNotFound(BotError):
+    """A settle or refund named a reservation that does not exist (a bug, not a user mistake)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("Something went wrong with the credit records for this request; nothing more was charged.")
+        self.key = key

@@ -1,0 +1,462 @@
+"""The credit ledger: guild budgets, caps, reservations, and the append-only ledger that explains them.
+
+Every change to a guild's counters (``balance``: free to spend, ``reserved``: held by open
+reservations) is one ledger row with a unique key, written in the same ``BEGIN IMMEDIATE``
+transaction as the counters: a retried call finds its key and changes nothing, and the counters
+always equal the ledger's sums (:meth:`CreditLedger.check_invariants` proves it).
+
+Rollover is lazy and exact: every access first checks whether the guild's period has ended and,
+if so, writes one ``rollover`` row keyed by the new period's start (so it can never happen twice).
+The new balance is the allowance minus what is still reserved: credits held by requests still in
+flight stay held, and their settle or refund then moves the difference as usual.
+
+A settle may charge more than was reserved (Hypereal reports the real price); the balance can then
+dip below zero, and the next requests are refused until it is topped up or resets.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+from bot.credits.errors import BudgetFrozen, InsufficientCredits, QuotaExceeded, ReservationNotFound
+from bot.credits.periods import PERIODS, next_reset, period_start
+from bot.db import Database
+
+BUDGET_CATEGORIES: tuple[str, ...] = ("chat", "image", "image_edit", "video", "audio", "model3d")
+
+
+@dataclass(frozen=True)
+class GuildBudget:
+    """A guild's budget as of now (after any rollover)."""
+
+    guild_id: int
+    period: str
+    allowance: int
+    balance: int
+    reserved: int
+    period_start: int
+    frozen: bool
+
+    @property
+    def resets_at(self) -> int | None:
+        """When the balance goes back to the allowance (None: a one-off pool)."""
+        return next_reset(self.period, self.period_start)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Credits held for one request until Hypereal says what it cost."""
+
+    key: str
+    guild_id: int
+    user_id: int
+    category: str
+    model: str | None
+    estimate: int
+    actual: int | None
+    state: str
+    created_at: int
+
+
+@dataclass(frozen=True)
+class CategoryStatus:
+    """A member's cap and use in one category this period."""
+
+    category: str
+    cap: int | None  # None = no cap (only the server balance limits)
+    used: int
+    resets_at: int | None
+
+
+@dataclass(frozen=True)
+class CapTable:
+    """Every cap set on a guild: defaults for everyone, per role, per user (None = unlimited)."""
+
+    default: dict[str, int | None]
+    roles: dict[int, dict[str, int | None]]
+    users: dict[int, dict[str, int | None]]
+
+
+def _reservation(row: sqlite3.Row) -> Reservation:
+    return Reservation(
+        key=row["key"],
+        guild_id=row["guild_id"],
+        user_id=row["user_id"],
+        category=row["category"],
+        model=row["model"],
+        estimate=row["estimate"],
+        actual=row["actual"],
+        state=row["state"],
+        created_at=row["created_at"],
+    )
+
+
+class CreditLedger:
+    """Budgets, caps and reservations of every guild, in one SQLite database."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Callable[[], float],
+        *,
+        default_allowance: int,
+        default_period: str,
+    ) -> None:
+        if default_period not in PERIODS:
+            raise ValueError(f"default_period must be one of {PERIODS}")
+        self.db = db
+        self.clock = clock
+        self.default_allowance = default_allowance
+        self.default_period = default_period
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    # ── budget rows: lazy creation and exact rollover ────────────────────────
+
+    async def _budget(self, conn: aiosqlite.Connection, guild_id: int) -> GuildBudget:
+        """The guild's budget inside an open write transaction, created or rolled over as needed."""
+        now = self._now()
+        cursor = await conn.execute("SELECT * FROM guild_budgets WHERE guild_id = ?", (guild_id,))
+        row = await cursor.fetchone()
+        if row is None:
+            start = period_start(self.default_period, now)
+            await conn.execute(
+                "INSERT INTO guild_budgets (guild_id, period, allowance, balance, reserved, period_start, created_at)"
+                " VALUES (?, ?, ?, 0, 0, ?, ?)",
+                (guild_id, self.default_period, self.default_allowance, start, now),
+            )
+            await self._append(
+                conn, f"init:{guild_id}", guild_id, "grant", self.default_allowance, 0, note="initial allowance"
+            )
+            return GuildBudget(guild_id, self.default_period, self.default_allowance, self.default_allowance, 0,
+                               start, False)  # fmt: skip
+        budget = GuildBudget(
+            guild_id=guild_id,
+            period=row["period"],
+            allowance=row["allowance"],
+            balance=row["balance"],
+            reserved=row["reserved"],
+            period_start=row["period_start"],
+            frozen=bool(row["frozen"]),
+        )
+        resets_at = budget.resets_at
+        if resets_at is None or now < resets_at:
+            return budget
+        start = period_start(budget.period, now)
+        new_balance = budget.allowance - budget.reserved
+        await self._append(
+            conn, f"rollover:{guild_id}:{start}", guild_id, "rollover", new_balance - budget.balance, 0,
+            note=f"new {budget.period} period",
+        )  # fmt: skip
+        await conn.execute("UPDATE guild_budgets SET period_start = ? WHERE guild_id = ?", (start, guild_id))
+        return GuildBudget(guild_id, budget.period, budget.allowance, new_balance, budget.reserved, start,
+                           budget.frozen)  # fmt: skip
+
+    async def _append(
+        self,
+        conn: aiosqlite.Connection,
+        key: str,
+        guild_id: int,
+        kind: str,
+        balance_delta: int,
+        reserved_delta: int,
+        *,
+        user_id: int | None = None,
+        category: str | None = None,
+        reservation_key: str | None = None,
+        actor_id: int | None = None,
+        note: str | None = None,
+    ) -> bool:
+        """One ledger row and the matching counter update; False (no change) when the key exists already."""
+        cursor = await conn.execute(
+            "INSERT OR IGNORE INTO ledger (key, guild_id, kind, balance_delta, reserved_delta, user_id, category,"
+            " reservation_key, actor_id, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key, guild_id, kind, balance_delta, reserved_delta, user_id, category, reservation_key, actor_id,
+             note, self._now()),
+        )  # fmt: skip
+        if cursor.rowcount == 0:
+            return False
+        await conn.execute(
+            "UPDATE guild_budgets SET balance = balance + ?, reserved = reserved + ? WHERE guild_id = ?",
+            (balance_delta, reserved_delta, guild_id),
+        )
+        return True
+
+    # ── caps ─────────────────────────────────────────────────────────────────
+
+    async def _effective_cap(
+        self, conn: aiosqlite.Connection, guild_id: int, user_id: int, role_ids: Sequence[int], category: str
+    ) -> tuple[bool, int | None]:
+        """(is there a cap, the cap). A personal cap wins; else the highest role cap; else the default."""
+        cursor = await conn.execute(
+            "SELECT cap FROM user_caps WHERE guild_id = ? AND user_id = ? AND category = ?",
+            (guild_id, user_id, category),
+        )
+        row = await cursor.fetchone()
+        if row is not None:
+            return row["cap"] is not None, row["cap"]
+        if role_ids:
+            marks = ",".join("?" * len(role_ids))
+            cursor = await conn.execute(
+                f"SELECT cap FROM role_caps WHERE guild_id = ? AND category = ? AND role_id IN ({marks})",
+                (guild_id, category, *role_ids),
+            )
+            caps = [r["cap"] for r in await cursor.fetchall()]
+            if caps:
+                if any(cap is None for cap in caps):
+                    return False, None  # an unlimited role wins
+                return True, max(caps)
+        cursor = await conn.execute(
+            "SELECT cap FROM user_caps WHERE guild_id = ? AND user_id = 0 AND category = ?", (guild_id, category)
+        )
+        row = await cursor.fetchone()
+        if row is not None and row["cap"] is not None:
+            return True, row["cap"]
+        return False, None
+
+    async def _used(self, conn: aiosqlite.Connection, guild_id: int, user_id: int, category: str, start: int) -> int:
+        cursor = await conn.execute(
+            "SELECT COALESCE(SUM(CASE state WHEN 'held' THEN estimate WHEN 'settled' THEN actual ELSE 0 END), 0)"
+            " FROM reservations WHERE guild_id = ? AND user_id = ? AND category = ? AND period_start = ?",
+            (guild_id, user_id, category, start),
+        )
+        row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    # ── reservations ─────────────────────────────────────────────────────────
+
+    async def reserve(
+        self,
+        guild_id: int,
+        user_id: int,
+        role_ids: Sequence[int],
+        category: str,
+        estimate: int,
+        key: str,
+        *,
+        channel_id: int | None = None,
+        model: str | None = None,
+    ) -> Reservation:
+        """Hold ``estimate`` credits for a request, checking the balance and the member's cap, atomically.
+
+        The same ``key`` twice returns the first reservation and changes nothing.
+        """
+        if estimate < 0:
+            raise ValueError("estimate must not be negative")
+        if category not in BUDGET_CATEGORIES:
+            raise ValueError(f"unknown budget category {category!r}")
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute("SELECT * FROM reservations WHERE key = ?", (key,))
+            existing = await cursor.fetchone()
+            if existing is not None:
+                return _reservation(existing)
+            budget = await self._budget(conn, guild_id)
+            if budget.frozen:
+                raise BudgetFrozen()
+            if budget.balance < estimate:
+                raise InsufficientCredits(estimate, max(budget.balance, 0), budget.resets_at)
+            capped, cap = await self._effective_cap(conn, guild_id, user_id, role_ids, category)
+            if capped and cap is not None:
+                used = await self._used(conn, guild_id, user_id, category, budget.period_start)
+                if used + estimate > cap:
+                    raise QuotaExceeded(category, cap, used, budget.resets_at)
+            now = self._now()
+            await conn.execute(
+                "INSERT INTO reservations (key, guild_id, user_id, channel_id, category, model, estimate, state,"
+                " period_start, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?)",
+                (key, guild_id, user_id, channel_id, category, model, estimate, budget.period_start, now),
+            )
+            await self._append(
+                conn, f"reserve:{key}", guild_id, "reserve", -estimate, estimate,
+                user_id=user_id, category=category, reservation_key=key,
+            )  # fmt: skip
+        return Reservation(key, guild_id, user_id, category, model, estimate, None, "held", now)
+
+    async def _close(self, key: str, state: str, actual: int | None, note: str | None) -> Reservation:
+        async with self.db.transaction() as conn:
+            cursor = await conn.execute("SELECT * FROM reservations WHERE key = ?", (key,))
+            row = await cursor.fetchone()
+            if row is None:
+                raise ReservationNotFound(key)
+            reservation = _reservation(row)
+            if reservation.state != "held":
+                return reservation  # settled or refunded already: a retry changes nothing
+            await self._budget(conn, reservation.guild_id)  # roll over first, so the rows stay in order
+            charged = actual if state == "settled" else 0
+            assert charged is not None
+            await conn.execute(
+                "UPDATE reservations SET state = ?, actual = ?, closed_at = ? WHERE key = ? AND state = 'held'",
+                (state, charged, self._now(), key),
+            )
+            kind = "settle" if state == "settled" else "refund"
+            await self._append(
+                conn, f"{kind}:{key}", reservation.guild_id, kind, reservation.estimate - charged,
+                -reservation.estimate, user_id=reservation.user_id, category=reservation.category,
+                reservation_key=key, note=note,
+            )  # fmt: skip
+        return Reservation(
+            reservation.key, reservation.guild_id, reservation.user_id, reservation.category, reservation.model,
+            reservation.estimate, charged, state, reservation.created_at,
+        )  # fmt: skip
+
+    async def settle(self, key: str, actual: int) -> Reservation:
+        """Charge what Hypereal reported (more or less than the estimate). Idempotent."""
+        if actual < 0:
+            raise ValueError("actual must not be negative")
+        return await self._close(key, "settled", actual, None)
+
+    async def refund(self, key: str, reason: str) -> Reservation:
+        """Give the whole estimate back. Idempotent; a settled reservation stays settled."""
+        return await self._close(key, "refunded", None, reason)
+
+    async def reservation(self, key: str) -> Reservation | None:
+        """A reservation by key."""
+        row = await self.db.fetch_one("SELECT * FROM reservations WHERE key = ?", (key,))
+        return None if row is None else _reservation(row)
+
+    async def open_reservations(self, guild_id: int, user_id: int) -> list[Reservation]:
+        """A member's reservations still waiting for Hypereal, oldest first."""
+        rows = await self.db.fetch_all(
+            "SELECT * FROM reservations WHERE guild_id = ? AND user_id = ? AND state = 'held' ORDER BY created_at",
+            (guild_id, user_id),
+        )
+        return [_reservation(row) for row in rows]
+
+    # ── operator and admin actions ───────────────────────────────────────────
+
+    async def budget(self, guild_id: int) -> GuildBudget:
+        """The guild's budget now (creating it with the defaults, rolling it over when due)."""
+        async with self.db.transaction() as conn:
+            return await self._budget(conn, guild_id)
+
+    async def balance(self, guild_id: int) -> int:
+        """Credits the guild can spend now."""
+        return (await self.budget(guild_id)).balance
+
+    async def grant(self, guild_id: int, amount: int, by: int, *, key: str | None = None) -> int:
+        """Add ``amount`` credits (negative takes them away); returns the new balance."""
+        async with self.db.transaction() as conn:
+            await self._budget(conn, guild_id)
+            ledger_key = key or f"grant:{guild_id}:{secrets.token_hex(8)}"
+            await self._append(conn, ledger_key, guild_id, "grant", amount, 0, actor_id=by, note="grant")
+            cursor = await conn.execute("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,))
+            row = await cursor.fetchone()
+        assert row is not None
+        return int(row["balance"])
+
+    async def set_allowance(self, guild_id: int, allowance: int, period: str, by: int) -> GuildBudget:
+        """Give the guild a new allowance and period, starting a fresh period at the full allowance."""
+        if period not in PERIODS:
+            raise ValueError(f"period must be one of {PERIODS}")
+        if allowance < 0:
+            raise ValueError("allowance must not be negative")
+        async with self.db.transaction() as conn:
+            budget = await self._budget(conn, guild_id)
+            now = self._now()
+            start = period_start(period, now)
+            await conn.execute(
+                "UPDATE guild_budgets SET allowance = ?, period = ?, period_start = ? WHERE guild_id = ?",
+                (allowance, period, start, guild_id),
+            )
+            new_balance = allowance - budget.reserved
+            await self._append(
+                conn, f"set:{guild_id}:{secrets.token_hex(8)}", guild_id, "set", new_balance - budget.balance, 0,
+                actor_id=by, note=f"allowance {allowance} per {period}",
+            )  # fmt: skip
+            return await self._budget(conn, guild_id)
+
+    async def set_frozen(self, guild_id: int, frozen: bool, by: int) -> None:
+        """Freeze (no new reservations) or unfreeze a guild's budget."""
+        async with self.db.transaction() as conn:
+            await self._budget(conn, guild_id)
+            await conn.execute("UPDATE guild_budgets SET frozen = ? WHERE guild_id = ?", (int(frozen), guild_id))
+
+    async def set_user_cap(self, guild_id: int, user_id: int, category: str, cap: int | None) -> None:
+        """A member's own cap for a category (user 0 = the default for everyone; None = unlimited)."""
+        self._check_cap(category, cap)
+        await self.db.execute(
+            "INSERT INTO user_caps (guild_id, user_id, category, cap) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (guild_id, user_id, category) DO UPDATE SET cap = excluded.cap",
+            (guild_id, user_id, category, cap),
+        )
+
+    async def set_role_cap(self, guild_id: int, role_id: int, category: str, cap: int | None) -> None:
+        """A role's cap for a category (None = unlimited: members with the role are not capped)."""
+        self._check_cap(category, cap)
+        await self.db.execute(
+            "INSERT INTO role_caps (guild_id, role_id, category, cap) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (guild_id, role_id, category) DO UPDATE SET cap = excluded.cap",
+            (guild_id, role_id, category, cap),
+        )
+
+    async def clear_user_cap(self, guild_id: int, user_id: int, category: str) -> None:
+        """Remove a member's own cap (their roles' or the default applies again)."""
+        await self.db.execute(
+            "DELETE FROM user_caps WHERE guild_id = ? AND user_id = ? AND category = ?", (guild_id, user_id, category)
+        )
+
+    async def clear_role_cap(self, guild_id: int, role_id: int, category: str) -> None:
+        """Remove a role's cap."""
+        await self.db.execute(
+            "DELETE FROM role_caps WHERE guild_id = ? AND role_id = ? AND category = ?", (guild_id, role_id, category)
+        )
+
+    @staticmethod
+    def _check_cap(category: str, cap: int | None) -> None:
+        if category not in BUDGET_CATEGORIES:
+            raise ValueError(f"unknown budget category {category!r}")
+        if cap is not None and cap < 0:
+            raise ValueError("cap must not be negative")
+
+    async def caps(self, guild_id: int) -> CapTable:
+        """Every cap set on the guild."""
+        table = CapTable(default={}, roles={}, users={})
+        for row in await self.db.fetch_all("SELECT * FROM user_caps WHERE guild_id = ?", (guild_id,)):
+            target = table.default if row["user_id"] == 0 else table.users.setdefault(row["user_id"], {})
+            target[row["category"]] = row["cap"]
+        for row in await self.db.fetch_all("SELECT * FROM role_caps WHERE guild_id = ?", (guild_id,)):
+            table.roles.setdefault(row["role_id"], {})[row["category"]] = row["cap"]
+        return table
+
+    async def user_status(self, guild_id: int, user_id: int, role_ids: Sequence[int]) -> list[CategoryStatus]:
+        """A member's cap and use in every category this period."""
+        async with self.db.transaction() as conn:
+            budget = await self._budget(conn, guild_id)
+            statuses = []
+            for category in BUDGET_CATEGORIES:
+                capped, cap = await self._effective_cap(conn, guild_id, user_id, role_ids, category)
+                used = await self._used(conn, guild_id, user_id, category, budget.period_start)
+                statuses.append(CategoryStatus(category, cap if capped else None, used, budget.resets_at))
+        return statuses
+
+    # ── the invariant ────────────────────────────────────────────────────────
+
+    async def check_invariants(self, guild_id: int | None = None) -> list[str]:
+        """Drift between counters and the ledger (empty list = none): the books must always balance."""
+        where, params = ("WHERE b.guild_id = ?", (guild_id,)) if guild_id is not None else ("", ())
+        rows = await self.db.fetch_all(
+            f"""
+            SELECT b.guild_id, b.balance, b.reserved,
+                   (SELECT COALESCE(SUM(balance_delta), 0) FROM ledger l WHERE l.guild_id = b.guild_id) AS l_balance,
+                   (SELECT COALESCE(SUM(reserved_delta), 0) FROM ledger l WHERE l.guild_id = b.guild_id) AS l_reserved,
+                   (SELECT COALESCE(SUM(estimate), 0) FROM reservations r
+                     WHERE r.guild_id = b.guild_id AND r.state = 'held') AS held
+            FROM guild_budgets b {where}
+            """,
+            params,
+        )
+        problems = []
+        for row in rows:
+            if row["balance"] != row["l_balance"]:
+                problems.append(f"guild {row['guild_id']}: balance {row['balance']} != ledger {row['l_balance']}")
+            if row["reserved"] != row["l_reserved"]:
+                problems.append(f"guild {row['guild_id']}: reserved {row['reserved']} != ledger {row['l_reserved']}")
+            if row["reserved"] != row["held"]:
+                problems.append(f"guild {row['guild_id']}: reserved {row['reserved']} != held {row['held']}")
+        return problems
