@@ -1,0 +1,60 @@
+"""/models and /help end to end: the real bot in-process against the fake Discord and the sandbox."""
+
+from __future__ import annotations
+
+from tests.conftest import RunningBot
+
+
+async def test_commands_are_synced_to_the_dev_guild(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    names = {command["name"] for command in fake.commands(fake.GUILD_ID)}
+    assert {"models", "help"} <= names
+    assert fake.unknown_routes() == []
+
+
+async def test_models_video_lists_video_models_with_prices(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    ix = await fake.invoke("models", category="video")
+    message = await fake.response(ix)
+    embed = message.embeds[0]
+    assert embed["title"] == "Models — Video"
+    assert "`kling-3-0-std-i2v` — 42 credits" in embed["description"]
+    assert "nano-banana" not in embed["description"]
+    assert message.ephemeral
+
+
+async def test_models_pages_with_buttons_only_for_the_asker(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    ix = await fake.invoke("models")
+    message = await fake.response(ix)
+    assert message.embeds[0]["footer"]["text"].startswith("Page 1/")
+    next_id = next(cid for cid in message.custom_ids() if cid)
+    ids = message.custom_ids()
+    click = await fake.click(message, ids[1], user=fake.MEMBER)
+    await fake.wait_for(lambda: message.embeds[0]["footer"]["text"].startswith("Page 2/"))
+    assert click.callback_types == [7]
+    stranger = await fake.click(message, next_id, user=fake.OTHER_MEMBER)
+    await fake.wait_for(lambda: stranger.callbacks)
+    refusal = fake.original(stranger)
+    assert refusal is not None
+    assert "yourself" in refusal.content
+
+
+async def test_category_autocomplete(running_bot: RunningBot) -> None:
+    choices = await running_bot.fake.autocomplete("models", focused="category", category="vi")
+    assert [c["value"] for c in choices] == ["video"]
+
+
+async def test_unknown_category_is_a_clear_ephemeral_error(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    message = await fake.response(await fake.invoke("models", category="holograms"))
+    assert message.ephemeral
+    assert "There is no model category" in message.content
+
+
+async def test_help_lists_every_command(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    message = await fake.response(await fake.invoke("help"))
+    text = message.embeds[0]["description"]
+    assert "`/models`" in text
+    assert "`/help`" in text

@@ -1,0 +1,91 @@
+"""Shared fixtures: the sandbox Hypereal, the fake Discord, and the real bot running against both."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import BotApp
+from bot.sandbox import SandboxProvider
+from bot.settings import Settings
+from tests.fakediscord import FakeDiscord
+
+pytest_plugins = ["tests.fakediscord.netguard"]
+
+HYPEREAL_KEY = "ck_test_0123456789abcdef"
+OWNER_ID = FakeDiscord.ADMIN.id
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxProvider]:
+    async with SandboxProvider(api_key=HYPEREAL_KEY, job_delay=0.2) as provider:
+        yield provider
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+def bot_settings(fake: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings pointing the bot at the fakes, as the environment would."""
+    values: dict[str, Any] = {
+        "discord_token": fake.token,
+        "discord_api_base": fake.api_base,
+        "discord_gateway_url": fake.gateway_url,
+        "discord_dev_guild_id": fake.GUILD_ID,
+        "owner_ids": [OWNER_ID],
+        "hypereal_api_key": HYPEREAL_KEY,
+        "hypereal_base_url": sandbox.base_url,
+        "database_path": tmp_path / "bot.sqlite3",
+        "web_host": "127.0.0.1",
+        "web_port": 0,
+        "output_hosts": [sandbox.base_url],
+        "default_allowance": 1000,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class RunningBot:
+    """The bot running in-process against the fakes."""
+
+    app: BotApp
+    fake: FakeDiscord
+    sandbox: SandboxProvider
+
+    @property
+    def services(self) -> Any:
+        """The bot's services (ledger, catalog…)."""
+        return self.app.services
+
+
+@contextlib.asynccontextmanager
+async def run_bot(settings: Settings, fake: FakeDiscord, sandbox: SandboxProvider) -> AsyncIterator[RunningBot]:
+    """Start the bot like production does (BotApp), wait for READY and the command sync, stop it after."""
+    stop = asyncio.Event()
+    # A short guild_ready_timeout only skips discord.py's wait for more GUILD_CREATEs; nothing else changes.
+    async with BotApp(settings, guild_ready_timeout=0.05) as app:
+        runner = asyncio.create_task(app.run_until(stop))
+        try:
+            await fake.wait_for_ready(timeout=15)
+            await fake.wait_for_commands(timeout=15)
+            await asyncio.wait_for(app.bot.wait_until_ready(), timeout=15)
+            yield RunningBot(app, fake, sandbox)
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, timeout=15)
+
+
+@pytest.fixture
+async def running_bot(fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator[RunningBot]:
+    async with run_bot(bot_settings(fake_discord, sandbox, tmp_path), fake_discord, sandbox) as running:
+        yield running
