@@ -146,10 +146,13 @@ class FakeDiscord:
     MEMBER = User(400_000_000_000_000_002, "member")
     OTHER_MEMBER = User(400_000_000_000_000_003, "other")
 
-    def __init__(self, token: str = "fake-discord-token", *, ratelimits: bool = False) -> None:
+    def __init__(
+        self, token: str = "fake-discord-token", *, ratelimits: bool = False, ratelimit_window: float = EDIT_WINDOW
+    ) -> None:
         self.token = token
         self.ratelimits = ratelimits
-        self.limiter = RateLimiter()
+        # Tests may shrink the window (same 5-per-window shape) to keep the suite fast.
+        self.limiter = RateLimiter(EDIT_LIMIT, ratelimit_window)
         self.calls: list[Call] = []
         self.messages_by_id: dict[int, MessageRecord] = {}
         self.interactions: dict[str, InteractionHandle] = {}

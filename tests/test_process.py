@@ -1,0 +1,72 @@
+"""`python -m bot` as a real process against the fake Discord: start-up, a command, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.fakediscord import FakeDiscord
+
+ROOT = Path(__file__).resolve().parent.parent
+BotProcess = Callable[..., Awaitable[asyncio.subprocess.Process]]
+
+
+@pytest.fixture
+async def bot_process(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    """Start ``python -m bot`` with the environment pointing at the fakes; killed at the end if still running."""
+    started: list[asyncio.subprocess.Process] = []
+
+    async def start(**extra_env: str) -> asyncio.subprocess.Process:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "DISCORD_TOKEN": fake_discord.token,
+            "DISCORD_API_BASE": fake_discord.api_base,
+            "DISCORD_GATEWAY_URL": fake_discord.gateway_url,
+            "DISCORD_DEV_GUILD_ID": str(fake_discord.GUILD_ID),
+            "HYPEREAL_SANDBOX": "1",
+            "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
+            "WEB_HOST": "127.0.0.1",
+            "WEB_PORT": "0",
+            **extra_env,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_process_syncs_answers_models_video_and_stops_on_sigterm(
+    fake_discord: FakeDiscord, bot_process: BotProcess
+) -> None:
+    process = await bot_process()
+    await fake_discord.wait_for_commands(timeout=30)
+    assert {"models", "help"} <= {c["name"] for c in fake_discord.commands(fake_discord.GUILD_ID)}
+    await fake_discord.wait_for_ready(timeout=30)
+    ix = await fake_discord.invoke("models", category="video")
+    message = await fake_discord.response(ix, timeout=30)
+    description = message.embeds[0]["description"]
+    assert "`kling-3-0-std-i2v` — 42 credits" in description
+    assert "`veo-3-1-i2v` — 72 credits" in description
+    started = asyncio.get_running_loop().time()
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), timeout=5) == 0
+    assert asyncio.get_running_loop().time() - started < 5
+    assert process.stderr is not None
+    log = (await process.stderr.read()).decode()
+    assert fake_discord.token not in log
+    assert "stopped cleanly" in log
