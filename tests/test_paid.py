@@ -1,0 +1,115 @@
+"""The paid-request pipeline: reserve → Hypereal → settle, or refund, with the real ledger and the sandbox."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from bot.credits import ChannelPolicy, CreditLedger, GuildSettingsRepo, InsufficientCredits
+from bot.db import Database
+from bot.hypereal import HyperealClient, ServerError
+from bot.paid import ChannelNotAllowed, OperatorOutOfCredits, PaidRequests, Requester
+from bot.sandbox import SandboxProvider
+from tests.conftest import HYPEREAL_KEY
+
+ME = Requester(guild_id=1, user_id=2, role_ids=(3,), channel_id=10)
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with await Database.open(tmp_path / "bot.sqlite3") as database:
+        await database.migrate()
+        yield database
+
+
+@pytest.fixture
+def ledger(db: Database) -> CreditLedger:
+    return CreditLedger(db, lambda: 1_795_003_200, default_allowance=100, default_period="month")
+
+
+@pytest.fixture
+def paid(db: Database, ledger: CreditLedger) -> PaidRequests:
+    return PaidRequests(ledger, ChannelPolicy(db), GuildSettingsRepo(db, default_confirm_threshold=50))
+
+
+@pytest.fixture
+async def client(sandbox: SandboxProvider) -> AsyncIterator[HyperealClient]:
+    async with aiohttp.ClientSession() as http:
+        yield HyperealClient(http, sandbox.base_url, SecretStr(HYPEREAL_KEY), timeout=5)
+
+
+async def test_settles_to_what_hypereal_reports(
+    paid: PaidRequests, ledger: CreditLedger, client: HyperealClient, sandbox: SandboxProvider
+) -> None:
+    sandbox.faults.credits_used = 3
+    async with paid.charging(ME, "image", "nano-banana-t2i", 4, "k1") as bill:
+        result = await client.generate_image("fox", model="nano-banana-t2i")
+        charge = await paid.settle_bill(ME, bill, result.credits_used)
+    assert charge.cost_line() == "nano-banana-t2i · 3 credits · 97 left"
+    reservation = await ledger.reservation("k1")
+    assert reservation is not None
+    assert (reservation.state, reservation.actual) == ("settled", 3)
+    assert await ledger.check_invariants() == []
+
+
+async def test_a_failure_before_acceptance_refunds(
+    paid: PaidRequests, ledger: CreditLedger, client: HyperealClient, sandbox: SandboxProvider
+) -> None:
+    sandbox.faults.server_errors = 1
+    with pytest.raises(ServerError):
+        async with paid.charging(ME, "video", "kling-3-0-std-t2v", 42, "k2"):
+            await client.generate_video("kling-3-0-std-t2v", {"prompt": "waves"})
+    reservation = await ledger.reservation("k2")
+    assert reservation is not None
+    assert reservation.state == "refunded"
+    assert await ledger.balance(1) == 100
+
+
+async def test_operator_out_of_credits_refunds_and_says_so(
+    paid: PaidRequests,
+    ledger: CreditLedger,
+    client: HyperealClient,
+    sandbox: SandboxProvider,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sandbox.credits = 2
+    with pytest.raises(OperatorOutOfCredits) as caught:
+        async with paid.charging(ME, "image", "nano-banana-t2i", 4, "k3"):
+            await client.generate_image("fox", model="nano-banana-t2i")
+    assert "operator's Hypereal account is out of credits (needs 4, has 2)" in caught.value.user_message
+    assert "Nothing was charged to this server" in caught.value.user_message
+    assert await ledger.balance(1) == 100
+    assert any("account is empty" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
+
+
+async def test_the_server_budget_is_checked_before_hypereal_is_called(
+    paid: PaidRequests, sandbox: SandboxProvider
+) -> None:
+    with pytest.raises(InsufficientCredits):
+        async with paid.charging(ME, "video", "veo-3-1-i2v", 101, "k4"):
+            raise AssertionError("Hypereal must not be called")
+    assert sandbox.requests == []
+
+
+async def test_a_disabled_channel_is_refused_with_where_to_go(paid: PaidRequests, db: Database) -> None:
+    policy = ChannelPolicy(db)
+    await policy.enable(1, "video", 99)
+    with pytest.raises(ChannelNotAllowed, match=r"Use them in <#99>"):
+        await paid.reserve(ME, "video", "kling-3-0-std-t2v", 42, "k5")
+    thread = Requester(guild_id=1, user_id=2, channel_id=500, parent_channel_id=99)
+    await paid.reserve(thread, "video", "kling-3-0-std-t2v", 42, "k6")  # a thread follows its parent
+    await policy.disable(1, "chat", 10)
+    with pytest.raises(ChannelNotAllowed, match="switched off in this channel"):
+        await paid.check_channel(ME, "chat")
+
+
+async def test_expensive_requests_need_confirmation(paid: PaidRequests) -> None:
+    assert not await paid.needs_confirmation(ME, 50)
+    assert await paid.needs_confirmation(ME, 51)
+    await paid.guild_settings.update(1, confirm_threshold=100)
+    assert not await paid.needs_confirmation(ME, 72)
