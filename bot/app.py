@@ -18,9 +18,15 @@ from pydantic import SecretStr
 
 from bot.bot import HyperealBot, point_discord_at
 from bot.catalog import Catalog
+from bot.chat.conversations import ConversationStore
+from bot.chat.pacing import PacerRegistry
+from bot.chat.service import ChatService
+from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, UsageReport
 from bot.db import Database
 from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient, RequestLimiter
+from bot.images import ImageService
+from bot.paid import PaidRequests
 from bot.services import Services
 from bot.settings import Settings
 from bot.web import HealthProbe, WebServer, create_web_app
@@ -28,6 +34,55 @@ from bot.web import HealthProbe, WebServer, create_web_app
 log = logging.getLogger(__name__)
 
 SANDBOX_DEFAULT_KEY = "sandbox-key"
+
+
+def build_services(
+    settings: Settings,
+    db: Database,
+    http: aiohttp.ClientSession,
+    hypereal: HyperealClient,
+    catalog: Catalog,
+    downloader: SafeDownloader,
+    clock: Callable[[], float],
+) -> Services:
+    """Wire the domain services on top of the infrastructure (constructor injection, no globals)."""
+    ledger = CreditLedger(
+        db, clock, default_allowance=settings.default_allowance, default_period=settings.default_period
+    )
+    channels = ChannelPolicy(db)
+    guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold)
+    paid = PaidRequests(ledger, channels, guild_settings)
+    conversations = ConversationStore(db, clock)
+    chat = ChatService(
+        hypereal=hypereal,
+        catalog=catalog,
+        paid=paid,
+        conversations=conversations,
+        guild_settings=guild_settings,
+        pacers=PacerRegistry(),
+        default_model=settings.default_chat_model,
+        context_chars=settings.chat_context_chars,
+        clock=clock,
+    )
+    images = ImageService(hypereal=hypereal, catalog=catalog, paid=paid, downloader=downloader, db=db, clock=clock)
+    return Services(
+        settings=settings,
+        db=db,
+        http=http,
+        hypereal=hypereal,
+        catalog=catalog,
+        downloader=downloader,
+        clock=clock,
+        ledger=ledger,
+        channels=channels,
+        guild_settings=guild_settings,
+        paid=paid,
+        usage=UsageReport(db),
+        alerts=BudgetAlerts(db, ledger, guild_settings, clock),
+        conversations=conversations,
+        chat=chat,
+        images=images,
+    )
 
 
 class BotApp:
@@ -76,15 +131,7 @@ class BotApp:
             limiter=RequestLimiter(max_requests=settings.hypereal_requests_per_hour),
             timeout=settings.hypereal_timeout_seconds,
         )
-        self.services = Services(
-            settings=settings,
-            db=db,
-            http=http,
-            hypereal=hypereal,
-            catalog=catalog,
-            downloader=downloader,
-            clock=self.clock,
-        )
+        self.services = build_services(settings, db, http, hypereal, catalog, downloader, self.clock)
         web = WebServer(
             create_web_app(HealthProbe(gateway_connected=self._gateway_connected, database_ok=self._database_ok)),
             settings.web_host,

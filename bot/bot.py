@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Every cog is listed here and loaded fail-fast: a bot whose credits cog failed must not take paid jobs.
-INITIAL_EXTENSIONS: tuple[str, ...] = ("cogs.meta",)
+INITIAL_EXTENSIONS: tuple[str, ...] = ("cogs.meta", "cogs.credits", "cogs.admin", "cogs.operator")
 
 COMMANDS_HASH_KEY = "global_commands_hash"
 

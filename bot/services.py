@@ -1,4 +1,4 @@
-"""The services holder the Bot receives: every dependency a cog may need, built in one place."""
+"""The services holder the Bot receives: every dependency a cog may need, built in one place (`bot.app`)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,20 @@ if TYPE_CHECKING:
     import aiohttp
 
     from bot.catalog import Catalog
+    from bot.chat.conversations import ConversationStore
+    from bot.chat.service import ChatService
+    from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, UsageReport
     from bot.db import Database
     from bot.download import SafeDownloader
     from bot.hypereal import HyperealClient
+    from bot.images import ImageService
+    from bot.paid import PaidRequests
     from bot.settings import Settings
 
 
 @dataclass(frozen=True)
 class Services:
-    """Built by the composition root (`bot.app`); cogs read it as ``bot.services``."""
+    """Built by the composition root; cogs read it as ``bot.services``."""
 
     settings: Settings
     db: Database
@@ -27,3 +32,12 @@ class Services:
     catalog: Catalog
     downloader: SafeDownloader
     clock: Callable[[], float]
+    ledger: CreditLedger
+    channels: ChannelPolicy
+    guild_settings: GuildSettingsRepo
+    paid: PaidRequests
+    usage: UsageReport
+    alerts: BudgetAlerts
+    conversations: ConversationStore
+    chat: ChatService
+    images: ImageService

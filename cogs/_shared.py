@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.errors import BotError
+from bot.paid import Requester
+
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
 
@@ -56,3 +59,60 @@ async def respond(
     except discord.HTTPException as exc:
         log.warning("could not answer in channel=%s status=%s", interaction.channel_id, exc.status)
         return None
+
+
+def requester_of(interaction: discord.Interaction[Any]) -> Requester:
+    """Who asks and where, as the credit checks need it (threads carry their parent channel)."""
+    user = interaction.user
+    roles = tuple(role.id for role in getattr(user, "roles", []) if role.id != interaction.guild_id)
+    channel = interaction.channel
+    parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+    return Requester(
+        guild_id=interaction.guild_id or 0,
+        user_id=user.id,
+        role_ids=roles,
+        channel_id=interaction.channel_id or 0,
+        parent_channel_id=parent_id,
+    )
+
+
+def require_guild(interaction: discord.Interaction[Any]) -> int:
+    """The guild id, or a clear error when a server-only command is used in a DM."""
+    if interaction.guild_id is None:
+        raise BotError("This command works in a server, not in direct messages.")
+    return interaction.guild_id
+
+
+def require_manager(interaction: discord.Interaction[Any]) -> int:
+    """The guild id, when the caller has Manage Server (checked at run time, not only hidden by default)."""
+    guild_id = require_guild(interaction)
+    if not interaction.permissions.manage_guild:
+        raise BotError("Only members with the Manage Server permission can use this command.")
+    return guild_id
+
+
+async def post_budget_alerts(bot: HyperealBot, guild_id: int) -> None:
+    """Tell the admins' alert channel when spend crossed a threshold for the first time this period."""
+    if not guild_id:
+        return
+    try:
+        channel_id, crossed = await bot.services.alerts.crossed(guild_id)
+    except Exception:
+        log.exception("budget alert check failed guild=%s", guild_id)
+        return
+    if channel_id is None or not crossed:
+        return
+    channel = bot.get_channel(channel_id)
+    if not isinstance(channel, discord.abc.Messageable):
+        log.warning("budget alert channel missing guild=%s channel=%s", guild_id, channel_id)
+        return
+    budget = await bot.services.ledger.budget(guild_id)
+    worst = max(crossed)
+    text = (
+        f"⚠️ This server has used {worst}% of its {budget.allowance}-credit allowance this period "
+        f"({budget.balance} left" + (f", resets <t:{budget.resets_at}:R>)." if budget.resets_at else ").")
+    )
+    try:
+        await channel.send(text, allowed_mentions=NO_MENTIONS)
+    except discord.HTTPException as exc:
+        log.warning("could not post budget alert guild=%s status=%s", guild_id, exc.status)

@@ -378,7 +378,7 @@ class FakeDiscord:
             elif kind == 5:
                 value = bool(value)
             elif kind in (6, 7, 8):
-                value = str(value)
+                value = self._resolve(kind, value.id if isinstance(value, User) else int(value), resolved)
             else:
                 value = str(value)
             options.append({"name": option["name"], "type": kind, "value": value})
@@ -386,6 +386,26 @@ class FakeDiscord:
         if missing:
             raise KeyError(f"required options missing: {missing}")
         return options
+
+    def _resolve(self, kind: int, object_id: int, resolved: dict[str, Any]) -> str:
+        """Fill ``resolved`` for a user (6), channel (7) or role (8) option, as Discord does."""
+        key = str(object_id)
+        if kind == 6:
+            for guild in self.guilds.values():
+                if object_id in guild.members:
+                    user, _roles = guild.members[object_id]
+                    resolved.setdefault("users", {})[key] = user.payload()
+                    member = guild.member_payload(object_id, with_permissions=True)
+                    member.pop("user")
+                    resolved.setdefault("members", {})[key] = member
+                    break
+        elif kind == 7:
+            channel = self.channels[object_id]
+            resolved.setdefault("channels", {})[key] = {**channel.payload(), "permissions": str(BASIC)}
+        else:
+            role = next(r for g in self.guilds.values() for r in g.roles if r.id == object_id)
+            resolved.setdefault("roles", {})[key] = role.payload()
+        return key
 
     def _base_interaction(self, kind: int, user: User, channel_id: int, data: dict[str, Any]) -> InteractionHandle:
         channel = self.channels[channel_id]

@@ -1,0 +1,328 @@
+"""Image generation and editing: validate, reserve, call Hypereal, fetch the bytes, remember the result.
+
+Images are synchronous in Hypereal's API (though slow), but an answer can still be a ``jobId``:
+then it is polled with ``type=image``. The output CDN blocks hotlinking, so results are always
+downloaded (through the safe downloader) and uploaded to Discord as attachments. Every finished
+generation is stored, so its result buttons keep working after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.catalog import Catalog, ModelSpec
+from bot.db import Database
+from bot.download import DownloadedFile, SafeDownloader
+from bot.errors import InvalidInput
+from bot.hypereal import HyperealClient, ImageResult, ProviderTimeout, ServerError
+from bot.paid import Charge, PaidRequests, Requester
+
+log = logging.getLogger(__name__)
+
+MAX_COUNT = 4
+MAX_PROMPT_CHARS = 4000  # when the catalog gives no tighter limit
+MAX_INPUT_IMAGE_BYTES = 20 * 1024 * 1024
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+# Hypereal's early-status quirk: a fresh job may report "failed" for its first polls while still running.
+EARLY_FAILURES_IGNORED = 6
+# OpenAI-style models take a size rather than an aspect ratio: the nearest size for each ratio.
+SIZE_FOR_RATIO = {
+    "gpt-4o-image": {"1:1": "1024x1024", "9:16": "1024x1792", "16:9": "1792x1024"},
+    "gpt-image-2": {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"},
+}
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An image the user gave (a Discord attachment): checked before anything is reserved."""
+
+    url: str
+    content_type: str | None
+    size: int
+    filename: str = "image"
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """A validated request, priced, not yet paid for."""
+
+    kind: str  # "image" or "image_edit"
+    spec: ModelSpec
+    prompt: str
+    options: dict[str, Any]
+    count: int
+    estimate: int
+    source_urls: tuple[str, ...] = ()
+
+
+@dataclass
+class ImageOutcome:
+    """Downloaded results (the caller uploads then removes them), the charge, and the stored generation."""
+
+    files: list[DownloadedFile]
+    charge: Charge
+    generation_id: str
+    failures: list[str] = field(default_factory=list)  # user messages of the parallel calls that failed
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A stored generation (what the result buttons act on)."""
+
+    id: str
+    guild_id: int | None
+    channel_id: int
+    user_id: int
+    kind: str
+    model: str
+    prompt: str
+    options: dict[str, Any]
+    source_urls: list[str]
+    output_urls: list[str]
+    attachment_urls: list[str]
+    message_id: int | None
+
+    @property
+    def image_url(self) -> str | None:
+        """The best URL of the first result image to hand to another model (Discord's copy first)."""
+        urls = self.attachment_urls or self.output_urls
+        return urls[0] if urls else None
+
+
+class ImageService:
+    """Generate and edit images through the paid pipeline."""
+
+    def __init__(
+        self,
+        *,
+        hypereal: HyperealClient,
+        catalog: Catalog,
+        paid: PaidRequests,
+        downloader: SafeDownloader,
+        db: Database,
+        clock: Callable[[], float],
+        poll_interval: float = 2.0,
+        poll_timeout: float = 600.0,
+    ) -> None:
+        self.hypereal = hypereal
+        self.catalog = catalog
+        self.paid = paid
+        self.downloader = downloader
+        self.db = db
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.poll_timeout = poll_timeout
+
+    # ── planning (validation before any reservation) ─────────────────────────
+
+    def plan_generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        count: int = 1,
+    ) -> ImagePlan:
+        """Check the prompt, model and options; price the request."""
+        spec = self.catalog.require(model, "image") if model else self.catalog.default("image")
+        prompt = self._check_prompt(spec, prompt)
+        if not 1 <= count <= MAX_COUNT:
+            raise InvalidInput(f"Count must be between 1 and {MAX_COUNT}.")
+        options = self._options(spec, aspect_ratio=aspect_ratio, resolution=resolution)
+        estimate = self.catalog.quote(spec.id, resolution=resolution, count=count)
+        return ImagePlan("image", spec, prompt, options, count, estimate)
+
+    def plan_edit(
+        self,
+        prompt: str,
+        images: Sequence[InputImage],
+        *,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> ImagePlan:
+        """Check the prompt, the input images (type, size, how many the model takes) and options."""
+        spec = self.catalog.require(model, "image_edit") if model else self.catalog.default("image_edit")
+        prompt = self._check_prompt(spec, prompt)
+        if not images:
+            raise InvalidInput("Attach the image to edit.")
+        for image in images:
+            check_input_image(image)
+        fewest, most = spec.images or (1, 10)
+        if not fewest <= len(images) <= most:
+            raise InvalidInput(f"`{spec.id}` takes {fewest} to {most} images; you gave {len(images)}.")
+        options = self._options(spec, aspect_ratio=aspect_ratio, resolution=resolution)
+        estimate = self.catalog.quote(spec.id, resolution=resolution)
+        return ImagePlan("image_edit", spec, prompt, options, 1, estimate, tuple(i.url for i in images))
+
+    def _check_prompt(self, spec: ModelSpec, prompt: str) -> str:
+        prompt = self.catalog.check_prompt(spec, prompt)
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise InvalidInput(f"Prompts can be up to {MAX_PROMPT_CHARS} characters; yours has {len(prompt)}.")
+        return prompt
+
+    def _options(self, spec: ModelSpec, *, aspect_ratio: str | None, resolution: str | None) -> dict[str, Any]:
+        wanted: dict[str, Any] = {"resolution": resolution}
+        sizes = SIZE_FOR_RATIO.get(spec.id)
+        if aspect_ratio and sizes is not None:
+            if aspect_ratio not in sizes:
+                raise InvalidInput(f"`{spec.id}` supports aspect ratios {', '.join(sizes)}.")
+            wanted["size"] = sizes[aspect_ratio]
+        else:
+            wanted["aspect_ratio"] = aspect_ratio
+        return self.catalog.validate_options(spec, wanted)
+
+    def aspect_ratios(self, model: str | None) -> list[str]:
+        """The aspect ratios a model accepts (for autocomplete; empty = any or not applicable)."""
+        spec = self.catalog.get(model) if model else self.catalog.default("image")
+        if spec is None:
+            return []
+        if spec.id in SIZE_FOR_RATIO:
+            return list(SIZE_FOR_RATIO[spec.id])
+        return [str(v) for v in spec.allowed("aspect_ratio")]
+
+    # ── running ──────────────────────────────────────────────────────────────
+
+    async def run(self, requester: Requester, plan: ImagePlan, key: str) -> ImageOutcome:
+        """Reserve, call Hypereal (``count`` calls in parallel), download, settle, store."""
+        async with self.paid.charging(requester, plan.kind, plan.spec.id, plan.estimate, key) as bill:
+            results = await asyncio.gather(*(self._one(plan) for _ in range(plan.count)), return_exceptions=True)
+            done = [r for r in results if isinstance(r, tuple)]
+            errors = [r for r in results if isinstance(r, BaseException)]
+            files = [file for file, _url, _credits in done]
+            fatal = [e for e in errors if not isinstance(e, Exception)]  # cancellation: stop, refund
+            if fatal or not done:
+                for file in files:
+                    file.remove()
+                raise (fatal or errors)[0]
+            try:
+                reported = [credits for _f, _u, credits in done]
+                credits: int | None = sum(c for c in reported if c is not None)
+                if any(c is None for c in reported):
+                    # Hypereal did not say: charge the estimate's share of the calls that succeeded.
+                    credits = plan.estimate // plan.count * len(done) if errors else None
+                charge = await self.paid.settle_bill(requester, bill, credits)
+            except BaseException:
+                for file in files:
+                    file.remove()
+                raise
+        generation_id = await self._store(requester, plan, [url for _f, url, _c in done], charge.credits)
+        failures = [getattr(e, "user_message", "The request failed.") for e in errors]
+        for error in errors:
+            log.warning("one of %s parallel image calls failed: %s", plan.count, error)
+        return ImageOutcome(files=files, charge=charge, generation_id=generation_id, failures=failures)
+
+    async def _one(self, plan: ImagePlan) -> tuple[DownloadedFile, str, int | None]:
+        if plan.kind == "image_edit":
+            result = await self.hypereal.edit_image(
+                plan.prompt, model=plan.spec.id, images=list(plan.source_urls), **plan.options
+            )
+        else:
+            result = await self.hypereal.generate_image(plan.prompt, model=plan.spec.id, **plan.options)
+        url, credits = await self._finished(plan.spec.id, result)
+        file = await self.downloader.download(url)
+        if not file.content_type.startswith("image/"):
+            file.remove()
+            raise ServerError(200, f"Hypereal's image output was {file.content_type}, not an image")
+        return file, url, credits
+
+    async def _finished(self, model: str, result: ImageResult) -> tuple[str, int | None]:
+        """The output URL and reported credits, polling when Hypereal answered with a job id."""
+        if result.urls:
+            return result.urls[0], result.credits_used
+        assert result.job_id is not None
+        polls = 0
+        async with asyncio.timeout(self.poll_timeout):
+            while True:
+                await asyncio.sleep(self.poll_interval)
+                polls += 1
+                status = await self.hypereal.job_status(
+                    result.job_id, model=model, type="image", poll_url=result.poll_url
+                )
+                if status.state == "completed" and status.output_url:
+                    credits = status.credits_used if status.credits_used is not None else result.credits_used
+                    return status.output_url, credits
+                if status.state == "failed" and polls > EARLY_FAILURES_IGNORED:
+                    raise ServerError(200, f"Hypereal image job failed: {status.error or 'no reason given'}")
+        raise ProviderTimeout("the image job did not finish in time")  # pragma: no cover - timeout raises first
+
+    async def _store(self, requester: Requester, plan: ImagePlan, output_urls: list[str], credits: int) -> str:
+        generation_id = secrets.token_hex(8)
+        await self.db.execute(
+            "INSERT INTO generations (id, guild_id, channel_id, user_id, kind, model, prompt, options_json,"
+            " source_urls, output_urls, credits, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                generation_id,
+                requester.guild_id or None,
+                requester.channel_id,
+                requester.user_id,
+                plan.kind,
+                plan.spec.id,
+                plan.prompt,
+                json.dumps({**plan.options, "count": plan.count}),
+                json.dumps(list(plan.source_urls)),
+                json.dumps(output_urls),
+                credits,
+                int(self.clock()),
+            ),
+        )
+        return generation_id
+
+    async def attach_message(self, generation_id: str, message_id: int, attachment_urls: Sequence[str]) -> None:
+        """Remember the Discord message showing a generation and its attachments' URLs."""
+        await self.db.execute(
+            "UPDATE generations SET message_id = ?, attachment_urls = ? WHERE id = ?",
+            (message_id, json.dumps(list(attachment_urls)), generation_id),
+        )
+
+    async def generation(self, generation_id: str) -> Generation | None:
+        """A stored generation, or None."""
+        row = await self.db.fetch_one("SELECT * FROM generations WHERE id = ?", (generation_id,))
+        if row is None:
+            return None
+        options = json.loads(row["options_json"])
+        return Generation(
+            id=row["id"],
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            user_id=row["user_id"],
+            kind=row["kind"],
+            model=row["model"],
+            prompt=row["prompt"],
+            options=options,
+            source_urls=json.loads(row["source_urls"]),
+            output_urls=json.loads(row["output_urls"]),
+            attachment_urls=json.loads(row["attachment_urls"]),
+            message_id=row["message_id"],
+        )
+
+    def reroll_plan(self, generation: Generation) -> ImagePlan:
+        """The same request again (same prompt, model and options)."""
+        options = {k: v for k, v in generation.options.items() if k != "count"}
+        count = int(generation.options.get("count", 1))
+        spec = self.catalog.require(generation.model, generation.kind)
+        estimate = self.catalog.quote(spec.id, resolution=options.get("resolution"), count=count)
+        return ImagePlan(
+            generation.kind, spec, generation.prompt, options, count, estimate, tuple(generation.source_urls)
+        )
+
+
+def check_input_image(image: InputImage) -> None:
+    """Refuse an input that is not an image or is too large (before any credits are reserved)."""
+    content_type = (image.content_type or "").split(";")[0].strip().lower()
+    if content_type not in IMAGE_TYPES:
+        raise InvalidInput(
+            f"`{image.filename[:60]}` is not an image (PNG, JPEG, WebP or GIF). Attach an image and try again."
+        )
+    if image.size > MAX_INPUT_IMAGE_BYTES:
+        raise InvalidInput(
+            f"`{image.filename[:60]}` is {image.size // (1024 * 1024)} MB; images can be up to "
+            f"{MAX_INPUT_IMAGE_BYTES // (1024 * 1024)} MB."
+        )

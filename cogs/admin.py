@@ -1,0 +1,347 @@
+"""Server admin commands (Manage Server): /quota, /channels and /usage."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.credits import BUDGET_CATEGORIES, usage_chart_png, usage_csv
+from bot.errors import InvalidInput
+from cogs._shared import NO_MENTIONS, require_manager
+from cogs.credits import CATEGORY_LABELS
+
+if TYPE_CHECKING:
+    from bot.bot import HyperealBot
+
+MANAGERS = discord.Permissions(manage_guild=True)
+CATEGORY_CHOICES = [app_commands.Choice(name=CATEGORY_LABELS[c], value=c) for c in BUDGET_CATEGORIES]
+PeriodName = Literal["day", "week", "month", "none"]
+UsageWindow = Literal["day", "week", "month", "all"]
+UsageBy = Literal["member", "category", "channel"]
+WINDOW_SECONDS = {"day": 86_400, "week": 7 * 86_400, "month": 30 * 86_400}
+
+
+def _cap_text(cap: int | None) -> str:
+    return "unlimited" if cap is None else f"{cap} credits"
+
+
+class Admin(commands.Cog):
+    """Quotas, generation channels and usage reports for server admins."""
+
+    quota = app_commands.Group(
+        name="quota", description="Server credit caps (Manage Server)", default_permissions=MANAGERS, guild_only=True
+    )
+    channels = app_commands.Group(
+        name="channels",
+        description="Where each kind of generation is allowed (Manage Server)",
+        default_permissions=MANAGERS,
+        guild_only=True,
+    )
+
+    def __init__(self, bot: HyperealBot) -> None:
+        self.bot = bot
+
+    # ── /quota ───────────────────────────────────────────────────────────────
+
+    @quota.command(name="show")
+    async def quota_show(self, interaction: discord.Interaction[HyperealBot]) -> None:
+        """The server's allowance, balance, period and every cap."""
+        guild_id = require_manager(interaction)
+        ledger = self.bot.services.ledger
+        budget = await ledger.budget(guild_id)
+        caps = await ledger.caps(guild_id)
+        settings = await self.bot.services.guild_settings.get(guild_id)
+        resets = f"<t:{budget.resets_at}:R>" if budget.resets_at else "never (a one-off pool)"
+        embed = discord.Embed(title="Server quota", colour=discord.Colour.blurple())
+        embed.add_field(
+            name="Budget",
+            value=(
+                f"Allowance **{budget.allowance}** per {budget.period} · balance **{budget.balance}**"
+                f" · held {budget.reserved}\nResets {resets}" + ("\n❄️ Frozen" if budget.frozen else "")
+            ),
+            inline=False,
+        )
+        default = ", ".join(f"{CATEGORY_LABELS[c]} {_cap_text(v)}" for c, v in caps.default.items())
+        embed.add_field(name="Default cap per member", value=default or "none (only the balance limits)", inline=False)
+        roles = [
+            f"<@&{role_id}>: " + ", ".join(f"{CATEGORY_LABELS[c]} {_cap_text(v)}" for c, v in per.items())
+            for role_id, per in caps.roles.items()
+        ]
+        embed.add_field(name="Role caps (a member gets the highest)", value="\n".join(roles) or "none", inline=False)
+        users = [
+            f"<@{user_id}>: " + ", ".join(f"{CATEGORY_LABELS[c]} {_cap_text(v)}" for c, v in per.items())
+            for user_id, per in caps.users.items()
+        ]
+        embed.add_field(name="Member caps (override roles)", value="\n".join(users[:20]) or "none", inline=False)
+        alerts = (
+            f"<#{settings.alert_channel_id}> at " + ", ".join(f"{t}%" for t in settings.alert_thresholds)
+            if settings.alert_channel_id
+            else "off"
+        )
+        embed.add_field(name="Budget alerts", value=alerts, inline=False)
+        embed.add_field(name="Confirmation above", value=f"{settings.confirm_threshold} credits", inline=False)
+        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @quota.command(name="user-cap")
+    @app_commands.describe(
+        member="Whose cap to set",
+        category="Which kind of generation",
+        cap="Credits per period (leave empty to remove this member's own cap)",
+        unlimited="No cap at all for this member in this category",
+    )
+    @app_commands.choices(category=CATEGORY_CHOICES)
+    async def user_cap(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        member: discord.Member,
+        category: app_commands.Choice[str],
+        cap: app_commands.Range[int, 0, 10_000_000] | None = None,
+        unlimited: bool = False,
+    ) -> None:
+        """Set one member's cap for a category (overrides their roles' caps)."""
+        guild_id = require_manager(interaction)
+        ledger = self.bot.services.ledger
+        if cap is None and not unlimited:
+            await ledger.clear_user_cap(guild_id, member.id, category.value)
+            text = f"Removed {member.mention}'s own {category.name} cap: their roles' or the default cap applies."
+        else:
+            await ledger.set_user_cap(guild_id, member.id, category.value, None if unlimited else cap)
+            text = f"{member.mention} can now spend {_cap_text(None if unlimited else cap)} on {category.name}."
+        await interaction.response.send_message(text + " (per period)", ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @quota.command(name="default-cap")
+    @app_commands.describe(category="Which kind of generation", cap="Credits per period (empty = no default cap)")
+    @app_commands.choices(category=CATEGORY_CHOICES)
+    async def default_cap(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        category: app_commands.Choice[str],
+        cap: app_commands.Range[int, 0, 10_000_000] | None = None,
+    ) -> None:
+        """Set the cap every member gets in a category unless a role or their own cap says otherwise."""
+        guild_id = require_manager(interaction)
+        ledger = self.bot.services.ledger
+        if cap is None:
+            await ledger.clear_user_cap(guild_id, 0, category.value)
+            text = f"No default {category.name} cap any more."
+        else:
+            await ledger.set_user_cap(guild_id, 0, category.value, cap)
+            text = f"Every member can spend up to {cap} credits on {category.name} per period by default."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @quota.command(name="role-cap")
+    @app_commands.describe(
+        role="Which role",
+        category="Which kind of generation",
+        cap="Credits per period (leave empty to remove the role's cap)",
+        unlimited="Members with this role are not capped in this category",
+    )
+    @app_commands.choices(category=CATEGORY_CHOICES)
+    async def role_cap(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        role: discord.Role,
+        category: app_commands.Choice[str],
+        cap: app_commands.Range[int, 0, 10_000_000] | None = None,
+        unlimited: bool = False,
+    ) -> None:
+        """Set a role's cap for a category (a member gets the highest of their roles')."""
+        guild_id = require_manager(interaction)
+        ledger = self.bot.services.ledger
+        if cap is None and not unlimited:
+            await ledger.clear_role_cap(guild_id, role.id, category.value)
+            text = f"Removed the {category.name} cap of {role.mention}."
+        else:
+            await ledger.set_role_cap(guild_id, role.id, category.value, None if unlimited else cap)
+            text = f"Members with {role.mention} can spend {_cap_text(None if unlimited else cap)} on {category.name}."
+        await interaction.response.send_message(text + " (per period)", ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @quota.command(name="period")
+    @app_commands.describe(period="How often the balance goes back to the allowance")
+    async def period(self, interaction: discord.Interaction[HyperealBot], period: PeriodName) -> None:
+        """Change how often the server's balance resets (starts a fresh period now)."""
+        guild_id = require_manager(interaction)
+        ledger = self.bot.services.ledger
+        budget = await ledger.budget(guild_id)
+        updated = await ledger.set_allowance(guild_id, budget.allowance, period, by=interaction.user.id)
+        resets = f"resets <t:{updated.resets_at}:R>" if updated.resets_at else "never resets (a one-off pool)"
+        await interaction.response.send_message(
+            f"The server's {updated.allowance}-credit allowance now {resets}; balance {updated.balance}.",
+            ephemeral=True,
+        )
+
+    @quota.command(name="alerts")
+    @app_commands.describe(
+        channel="Where to post budget alerts (leave empty to switch alerts off)",
+        thresholds="Percentages of the allowance, comma-separated (default 80,100)",
+    )
+    async def alerts(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        channel: discord.TextChannel | None = None,
+        thresholds: str = "80,100",
+    ) -> None:
+        """Post to an admin channel when spend crosses thresholds (once per period each)."""
+        guild_id = require_manager(interaction)
+        try:
+            values = tuple(sorted({int(part.strip().rstrip("%")) for part in thresholds.split(",") if part.strip()}))
+        except ValueError:
+            raise InvalidInput("Thresholds are whole percentages separated by commas, like 80,100.") from None
+        if not values or any(not 1 <= v <= 100 for v in values):
+            raise InvalidInput("Thresholds must be between 1 and 100, like 80,100.")
+        repo = self.bot.services.guild_settings
+        await repo.update(guild_id, alert_channel_id=channel.id if channel else None, alert_thresholds=values)
+        text = (
+            f"Budget alerts go to {channel.mention} at " + ", ".join(f"{v}%" for v in values) + "."
+            if channel
+            else "Budget alerts are off."
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @quota.command(name="confirm")
+    @app_commands.describe(credits="Ask for confirmation before requests costing more than this")
+    async def confirm(
+        self, interaction: discord.Interaction[HyperealBot], credits: app_commands.Range[int, 0, 1_000_000]
+    ) -> None:
+        """Set the price above which members confirm before spending."""
+        guild_id = require_manager(interaction)
+        await self.bot.services.guild_settings.update(guild_id, confirm_threshold=credits)
+        await interaction.response.send_message(
+            f"Requests over {credits} credits now ask for confirmation first.", ephemeral=True
+        )
+
+    # ── /channels ────────────────────────────────────────────────────────────
+
+    @channels.command(name="enable")
+    @app_commands.describe(category="Which kind of generation", channel="Where (default: this channel)")
+    @app_commands.choices(category=CATEGORY_CHOICES)
+    async def channels_enable(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        category: app_commands.Choice[str],
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        """Allow a category in a channel; once enabled somewhere, it is allowed only where enabled."""
+        guild_id = require_manager(interaction)
+        target = channel.id if channel else interaction.channel_id or 0
+        policy = self.bot.services.channels
+        await policy.enable(guild_id, category.value, target)
+        now = await policy.policy(guild_id, category.value)
+        await interaction.response.send_message(f"{category.name}: {now.describe()}.", ephemeral=True)
+
+    @channels.command(name="disable")
+    @app_commands.describe(category="Which kind of generation", channel="Where (default: this channel)")
+    @app_commands.choices(category=CATEGORY_CHOICES)
+    async def channels_disable(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        category: app_commands.Choice[str],
+        channel: discord.TextChannel | None = None,
+    ) -> None:
+        """Forbid a category in a channel."""
+        guild_id = require_manager(interaction)
+        target = channel.id if channel else interaction.channel_id or 0
+        policy = self.bot.services.channels
+        await policy.disable(guild_id, category.value, target)
+        now = await policy.policy(guild_id, category.value)
+        await interaction.response.send_message(f"{category.name}: {now.describe()}.", ephemeral=True)
+
+    @channels.command(name="reset")
+    @app_commands.describe(category="Which kind of generation")
+    @app_commands.choices(category=CATEGORY_CHOICES)
+    async def channels_reset(
+        self, interaction: discord.Interaction[HyperealBot], category: app_commands.Choice[str]
+    ) -> None:
+        """Allow a category everywhere again."""
+        guild_id = require_manager(interaction)
+        await self.bot.services.channels.reset(guild_id, category.value)
+        await interaction.response.send_message(f"{category.name}: everywhere.", ephemeral=True)
+
+    @channels.command(name="show")
+    async def channels_show(self, interaction: discord.Interaction[HyperealBot]) -> None:
+        """Where each kind of generation is allowed."""
+        guild_id = require_manager(interaction)
+        policies = await self.bot.services.channels.show(guild_id, BUDGET_CATEGORIES)
+        lines = [f"**{CATEGORY_LABELS[p.category]}**: {p.describe()}" for p in policies]
+        embed = discord.Embed(
+            title="Generation channels", description="\n".join(lines), colour=discord.Colour.blurple()
+        )
+        embed.set_footer(text="Threads follow their parent channel.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    # ── /usage ───────────────────────────────────────────────────────────────
+
+    @app_commands.command(name="usage")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    @app_commands.describe(period="How far back (default: the last 30 days)", by="How to group the spend")
+    async def usage(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        period: UsageWindow = "month",
+        by: UsageBy = "member",
+    ) -> None:
+        """Spend by member, category or channel, with a PNG chart and a CSV file."""
+        guild_id = require_manager(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        now = int(self.bot.services.clock())
+        start = 0 if period == "all" else now - WINDOW_SECONDS[period]
+        rows = await self.bot.services.usage.spend(guild_id, start, now + 1, by)
+        labels = self._labels(interaction, by, [row.key for row in rows])
+        title = f"Spend by {by} — " + ("all time" if period == "all" else f"last {period}")
+        png = usage_chart_png(title, rows, labels)
+        csv_bytes = usage_csv(rows, by, labels)
+        total = sum(row.credits for row in rows)
+        lines = [f"{self._mention(by, row.key, labels)} — {row.credits} credits ({row.requests})" for row in rows[:15]]
+        embed = discord.Embed(
+            title=title,
+            description="\n".join(lines) or "No credits were spent in this period.",
+            colour=discord.Colour.blurple(),
+        )
+        embed.set_image(url="attachment://usage.png")
+        embed.set_footer(text=f"Total {total} credits · since {dt.datetime.fromtimestamp(start, dt.UTC):%Y-%m-%d}")
+        await interaction.followup.send(
+            embed=embed,
+            files=[
+                discord.File(io.BytesIO(png), filename="usage.png"),
+                discord.File(io.BytesIO(csv_bytes), filename="usage.csv"),
+            ],
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+    @staticmethod
+    def _mention(by: str, key: str, labels: dict[str, str]) -> str:
+        """Embeds render mentions as names without pinging anyone (mentions are disabled)."""
+        if by == "member" and key.isdigit():
+            return f"<@{key}>"
+        if by == "channel" and key.isdigit():
+            return f"<#{key}>"
+        return labels.get(key, key)
+
+    @staticmethod
+    def _labels(interaction: discord.Interaction[HyperealBot], by: str, keys: list[str]) -> dict[str, str]:
+        """Readable names from the cache (no member fetches: the bot runs without the members intent)."""
+        labels: dict[str, str] = {}
+        guild = interaction.guild
+        for key in keys:
+            if by == "category":
+                labels[key] = CATEGORY_LABELS.get(key, key)
+            elif by == "channel" and guild is not None and key.isdigit():
+                channel = guild.get_channel_or_thread(int(key))
+                labels[key] = f"#{channel.name}" if channel else key
+            elif by == "member" and guild is not None and key.isdigit():
+                member = guild.get_member(int(key))
+                # No member cache (no members intent): the chart shows the id's tail when the name is unknown.
+                labels[key] = member.display_name if member else f"user …{key[-4:]}"
+        return labels
+
+
+async def setup(bot: HyperealBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Admin(bot))

@@ -1,0 +1,94 @@
+"""Operator commands (OWNER_IDS only): /budget set, grant, freeze — for any server the bot is in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.errors import BotError, InvalidInput
+
+if TYPE_CHECKING:
+    from bot.bot import HyperealBot
+
+PeriodName = Literal["day", "week", "month", "none"]
+
+
+class Operator(commands.Cog):
+    """The bot operator's controls over server budgets."""
+
+    budget = app_commands.Group(
+        name="budget",
+        description="Server budgets (bot operator only)",
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    def __init__(self, bot: HyperealBot) -> None:
+        self.bot = bot
+
+    def _target(self, interaction: discord.Interaction[HyperealBot], server_id: str | None) -> int:
+        if interaction.user.id not in self.bot.services.settings.owner_ids:
+            raise BotError("Only the bot operator (OWNER_IDS) can change server budgets.")
+        if server_id is None:
+            if interaction.guild_id is None:
+                raise InvalidInput("Give a server_id, or use this command inside the server.")
+            return interaction.guild_id
+        if not server_id.isdigit():
+            raise InvalidInput("server_id is the server's numeric id (right-click the server → Copy Server ID).")
+        return int(server_id)
+
+    @budget.command(name="set")
+    @app_commands.describe(
+        allowance="Credits per period",
+        period="How often the balance goes back to the allowance (none = a one-off pool)",
+        server_id="Which server (default: this one)",
+    )
+    async def set(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        allowance: app_commands.Range[int, 0, 100_000_000],
+        period: PeriodName,
+        server_id: str | None = None,
+    ) -> None:
+        """Give a server its allowance and period (starts a fresh period at the full allowance)."""
+        guild_id = self._target(interaction, server_id)
+        budget = await self.bot.services.ledger.set_allowance(guild_id, allowance, period, by=interaction.user.id)
+        await interaction.response.send_message(
+            f"Server {guild_id}: {budget.allowance} credits per {budget.period}; balance now {budget.balance}.",
+            ephemeral=True,
+        )
+
+    @budget.command(name="grant")
+    @app_commands.describe(
+        amount="Credits to add (negative to take back)", server_id="Which server (default: this one)"
+    )
+    async def grant(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        amount: app_commands.Range[int, -100_000_000, 100_000_000],
+        server_id: str | None = None,
+    ) -> None:
+        """Add credits to a server's balance for this period."""
+        guild_id = self._target(interaction, server_id)
+        balance = await self.bot.services.ledger.grant(guild_id, amount, by=interaction.user.id)
+        await interaction.response.send_message(
+            f"Server {guild_id}: {amount:+} credits; balance now {balance}.", ephemeral=True
+        )
+
+    @budget.command(name="freeze")
+    @app_commands.describe(frozen="True stops all new paid requests on the server", server_id="Which server")
+    async def freeze(
+        self, interaction: discord.Interaction[HyperealBot], frozen: bool, server_id: str | None = None
+    ) -> None:
+        """Freeze or unfreeze a server's budget."""
+        guild_id = self._target(interaction, server_id)
+        await self.bot.services.ledger.set_frozen(guild_id, frozen, by=interaction.user.id)
+        state = "frozen: no new paid requests" if frozen else "unfrozen"
+        await interaction.response.send_message(f"Server {guild_id} is {state}.", ephemeral=True)
+
+
+async def setup(bot: HyperealBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Operator(bot))

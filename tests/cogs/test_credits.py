@@ -1,0 +1,82 @@
+"""Credits and server policy end to end: /credits, /quota, /channels, /usage, /budget."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from tests.conftest import RunningBot
+
+
+async def test_credits_shows_the_server_balance(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    message = await fake.response(await fake.invoke("credits"))
+    assert message.ephemeral
+    server = message.embeds[0]["fields"][0]
+    assert "**1000** of 1000 credits left" in server["value"]
+    assert "Resets <t:" in server["value"]
+
+
+async def test_a_member_cannot_use_quota(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    synced = {c["name"]: c for c in fake.commands(fake.GUILD_ID)}
+    assert int(synced["quota"]["default_member_permissions"]) == 1 << 5  # hidden from non-managers
+    message = await fake.response(await fake.invoke("quota show", user=fake.MEMBER))
+    assert message.ephemeral
+    assert "Manage Server" in message.content
+
+
+async def test_admin_sets_caps_and_sees_them(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    done = await fake.response(
+        await fake.invoke("quota role-cap", user=fake.ADMIN, role=fake.ROLE_ID, category="image", cap=5)
+    )
+    assert "can spend 5 credits on Images" in done.content
+    await fake.response(
+        await fake.invoke("quota user-cap", user=fake.ADMIN, member=fake.OTHER_MEMBER, category="video", unlimited=True)
+    )
+    shown = await fake.response(await fake.invoke("quota show", user=fake.ADMIN))
+    fields = {f["name"]: f["value"] for f in shown.embeds[0]["fields"]}
+    assert f"<@&{fake.ROLE_ID}>: Images 5 credits" in fields["Role caps (a member gets the highest)"]
+    assert f"<@{fake.OTHER_MEMBER.id}>: Video unlimited" in fields["Member caps (override roles)"]
+    statuses = await running_bot.services.ledger.user_status(fake.GUILD_ID, fake.MEMBER.id, [fake.ROLE_ID])
+    assert {s.category: s.cap for s in statuses}["image"] == 5
+
+
+async def test_channels_enable_and_show(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    reply = await fake.response(
+        await fake.invoke("channels enable", user=fake.ADMIN, category="video", channel=fake.OTHER_CHANNEL_ID)
+    )
+    assert reply.content == f"Video: only in <#{fake.OTHER_CHANNEL_ID}>."
+    shown = await fake.response(await fake.invoke("channels show", user=fake.ADMIN))
+    assert f"**Video**: only in <#{fake.OTHER_CHANNEL_ID}>" in shown.embeds[0]["description"]
+    assert "**Chat**: everywhere" in shown.embeds[0]["description"]
+
+
+async def test_usage_returns_a_png_chart_and_a_csv(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    ledger = running_bot.services.ledger
+    await ledger.reserve(fake.GUILD_ID, fake.MEMBER.id, [], "image", 4, "u1", channel_id=fake.CHANNEL_ID)
+    await ledger.settle("u1", 4)
+    message = await fake.response(await fake.invoke("usage", user=fake.ADMIN, by="member"))
+    files = {f.filename: f for f in message.latest_files}
+    assert set(files) == {"usage.png", "usage.csv"}
+    assert Image.open(io.BytesIO(files["usage.png"].data)).format == "PNG"
+    assert f"<@{fake.MEMBER.id}> — 4 credits (1)" in message.embeds[0]["description"]
+    assert files["usage.csv"].data.decode().splitlines()[1].endswith(",4,1")
+
+
+async def test_budget_is_for_the_operator_only(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    refused = await fake.response(await fake.invoke("budget grant", user=fake.MEMBER, amount=50))
+    assert "Only the bot operator" in refused.content
+    granted = await fake.response(await fake.invoke("budget grant", user=fake.ADMIN, amount=50))
+    assert "balance now 1050" in granted.content
+    await fake.response(await fake.invoke("budget set", user=fake.ADMIN, allowance=200, period="week"))
+    budget = await running_bot.services.ledger.budget(fake.GUILD_ID)
+    assert (budget.allowance, budget.period, budget.balance) == (200, "week", 200)
+    await fake.response(await fake.invoke("budget freeze", user=fake.ADMIN, frozen=True))
+    assert (await running_bot.services.ledger.budget(fake.GUILD_ID)).frozen
+    assert await running_bot.services.ledger.check_invariants() == []
