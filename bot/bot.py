@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -13,7 +12,6 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from bot.errors import BotError
 from bot.kv import KeyValueStore
 
 if TYPE_CHECKING:
@@ -23,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Every cog is listed here and loaded fail-fast: a bot whose credits cog failed must not take paid jobs.
-INITIAL_EXTENSIONS: tuple[str, ...] = ("cogs.meta", "cogs.credits", "cogs.admin", "cogs.operator")
+INITIAL_EXTENSIONS: tuple[str, ...] = ("cogs.meta", "cogs.credits", "cogs.admin", "cogs.operator", "cogs.images")
 
 COMMANDS_HASH_KEY = "global_commands_hash"
 
@@ -44,36 +42,9 @@ class HyperealTree(app_commands.CommandTree["HyperealBot"]):
         self, interaction: discord.Interaction[HyperealBot], error: app_commands.AppCommandError
     ) -> None:
         """Turn errors into a clear ephemeral message; unexpected ones are logged with a reference the user sees."""
-        from cogs._shared import respond  # cogs import the bot module; import here to keep the graph acyclic
+        from cogs._shared import show_error  # cogs import the bot module; import here to keep the graph acyclic
 
-        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
-        if isinstance(original, BotError):
-            message = original.user_message
-        elif isinstance(original, app_commands.MissingPermissions):
-            perms = ", ".join(p.replace("_", " ").title() for p in original.missing_permissions)
-            message = f"You need the {perms} permission to use this command. Ask a server admin."
-        elif isinstance(original, app_commands.CommandOnCooldown):
-            message = f"Slow down a little: try again in {original.retry_after:.0f} s."
-        elif isinstance(original, app_commands.NoPrivateMessage):
-            message = "This command only works in a server channel, not in DMs."
-        elif isinstance(original, app_commands.CheckFailure):
-            message = str(original) or "You are not allowed to use this command here."
-        else:
-            reference = uuid.uuid4().hex[:8]
-            command = interaction.command.qualified_name if interaction.command else "?"
-            log.error(
-                "command failed ref=%s command=%s guild=%s user=%s",
-                reference,
-                command,
-                interaction.guild_id,
-                interaction.user.id,
-                exc_info=original,
-            )
-            message = (
-                f"Something went wrong on our side (reference `{reference}`). Please try again; "
-                "if it keeps happening, give the reference to the server admins."
-            )
-        await respond(interaction, message, ephemeral=True)
+        await show_error(interaction, error)
 
 
 class HyperealBot(commands.Bot):

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,9 +190,22 @@ class ImageService:
 
     # ── running ──────────────────────────────────────────────────────────────
 
-    async def run(self, requester: Requester, plan: ImagePlan, key: str) -> ImageOutcome:
-        """Reserve, call Hypereal (``count`` calls in parallel), download, settle, store."""
+    async def run(
+        self,
+        requester: Requester,
+        plan: ImagePlan,
+        key: str,
+        *,
+        on_reserved: Callable[[], Awaitable[object]] | None = None,
+    ) -> ImageOutcome:
+        """Reserve, call Hypereal (``count`` calls in parallel), download, settle, store.
+
+        ``on_reserved`` runs once the credits are held and before Hypereal is called: the cog defers
+        the interaction there, so refusals (balance, caps) are still the ephemeral first answer.
+        """
         async with self.paid.charging(requester, plan.kind, plan.spec.id, plan.estimate, key) as bill:
+            if on_reserved is not None:
+                await on_reserved()
             results = await asyncio.gather(*(self._one(plan) for _ in range(plan.count)), return_exceptions=True)
             done = [r for r in results if isinstance(r, tuple)]
             errors = [r for r in results if isinstance(r, BaseException)]

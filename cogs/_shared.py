@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import discord
+from discord import app_commands
 
 from bot.errors import BotError
 from bot.paid import Requester
@@ -116,3 +119,91 @@ async def post_budget_alerts(bot: HyperealBot, guild_id: int) -> None:
         await channel.send(text, allowed_mentions=NO_MENTIONS)
     except discord.HTTPException as exc:
         log.warning("could not post budget alert guild=%s status=%s", guild_id, exc.status)
+
+
+def error_message(interaction: discord.Interaction[Any], error: BaseException) -> str:
+    """What the user reads for an error: the BotError's message, or a reference to the logged failure."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, BotError):
+        return original.user_message
+    if isinstance(original, app_commands.MissingPermissions):
+        perms = ", ".join(p.replace("_", " ").title() for p in original.missing_permissions)
+        return f"You need the {perms} permission to use this command. Ask a server admin."
+    if isinstance(original, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {original.retry_after:.0f} s."
+    if isinstance(original, app_commands.NoPrivateMessage):
+        return "This command only works in a server channel, not in DMs."
+    if isinstance(original, app_commands.CheckFailure):
+        return str(original) or "You are not allowed to use this command here."
+    reference = uuid.uuid4().hex[:8]
+    command = interaction.command.qualified_name if interaction.command else "component"
+    log.error(
+        "command failed ref=%s command=%s guild=%s user=%s",
+        reference,
+        command,
+        interaction.guild_id,
+        interaction.user.id,
+        exc_info=original,
+    )
+    return (
+        f"Something went wrong on our side (reference `{reference}`). Please try again; "
+        "if it keeps happening, give the reference to the server admins."
+    )
+
+
+async def show_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    """Show an error ephemerally, also after a public defer (whose "thinking…" message is removed first)."""
+    message = error_message(interaction, error)
+    if interaction.response.is_done():
+        with contextlib.suppress(discord.HTTPException):
+            original = await interaction.original_response()
+            if original.flags.loading and not original.flags.ephemeral:
+                await original.delete()
+    await respond(interaction, f"❌ {message}", ephemeral=True)
+
+
+class ConfirmView(discord.ui.View):
+    """ "This costs N credits — Confirm / Cancel", answerable only by the requester."""
+
+    def __init__(self, owner_id: int, *, timeout: float = 120) -> None:
+        super().__init__(timeout=timeout)
+        self.owner_id = owner_id
+        self.answer: discord.Interaction[Any] | None = None
+        self.confirmed = False
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if interaction.user.id == self.owner_id:
+            return True
+        await interaction.response.send_message("This confirmation is not yours.", ephemeral=True)
+        return False
+
+    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.success)
+    async def confirm(self, interaction: discord.Interaction[Any], button: discord.ui.Button[ConfirmView]) -> None:
+        self.confirmed = True
+        self.answer = interaction
+        self.stop()
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(self, interaction: discord.Interaction[Any], button: discord.ui.Button[ConfirmView]) -> None:
+        self.answer = interaction
+        self.stop()
+
+
+async def confirm_price(
+    interaction: discord.Interaction[Any], what: str, credits: int
+) -> discord.Interaction[Any] | None:
+    """Ask the requester to confirm an expensive request; returns the Confirm click (to answer) or None."""
+    view = ConfirmView(interaction.user.id)
+    await interaction.response.send_message(
+        f"{what} costs about **{credits} credits**. Go ahead?", view=view, ephemeral=True
+    )
+    await view.wait()
+    if view.answer is None:
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(content="Timed out: nothing was charged.", view=None)
+        return None
+    if not view.confirmed:
+        await view.answer.response.edit_message(content="Cancelled: nothing was charged.", view=None)
+        return None
+    await view.answer.response.edit_message(content=f"Confirmed: {what} for about {credits} credits.", view=None)
+    return view.answer

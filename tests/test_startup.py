@@ -66,7 +66,7 @@ class DiscordStub:
 
     async def sync(self, request: web.Request) -> web.Response:
         commands = await request.json()
-        return self._json([{**command, "id": str(2000 + n), "application_id": "1000", "version": "1"}
+        return self._json([{"description": "", **command, "id": str(2000 + n), "application_id": "1000", "version": "1"}
                            for n, command in enumerate(commands)])  # fmt: skip
 
     async def anything(self, request: web.Request) -> web.Response:

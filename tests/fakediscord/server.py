@@ -84,6 +84,7 @@ class InteractionHandle:
     payload: dict[str, Any]
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     original_id: int | None = None
+    message_id: int | None = None  # the message whose component was used (clicks)
     followup_ids: list[int] = field(default_factory=list)
     choices: list[dict[str, Any]] | None = None
     modal: dict[str, Any] | None = None
@@ -499,7 +500,7 @@ class FakeDiscord:
         data = {"custom_id": custom_id, "component_type": 2}
         handle = self._base_interaction(3, user, message.channel_id, data)
         handle.payload["message"] = copy.deepcopy(message.current)
-        handle.original_id = message.id
+        handle.message_id = message.id
         await self.dispatch("INTERACTION_CREATE", handle.payload)
         return handle
 
@@ -707,7 +708,8 @@ class FakeDiscord:
     def _store_commands(self, scope: int | None, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         stored = []
         for command in commands:
-            entry = {**command, "id": str(snowflake()), "application_id": str(self.APPLICATION_ID), "version": "1"}
+            entry = {"description": "", **command, "id": str(snowflake()),
+                     "application_id": str(self.APPLICATION_ID), "version": "1"}  # fmt: skip
             if scope is not None:
                 entry["guild_id"] = str(scope)
             stored.append(entry)
@@ -901,14 +903,20 @@ class FakeDiscord:
             record = self._create_message(handle.channel_id, {}, [], ephemeral=ephemeral, loading=True, webhook=True)
             handle.original_id = record.id
             resource = {"type": 5, "message": record.current}
-        elif kind == 7 and handle.original_id is not None:
-            record = self.messages_by_id[handle.original_id]
+        elif kind in (6, 7) and handle.message_id is not None:
+            handle.original_id = handle.message_id  # edits of @original now target the clicked message
+            record = self.messages_by_id[handle.message_id]
+            if kind == 6:
+                handle.changed.set()
+                return _json({"interaction": {"id": str(handle.id), "type": handle.type}})
             limited, _headers = self._limited(f"edit-{record.channel_id}")
             if limited is not None:
                 handle.callbacks.pop()
                 return limited
             self._apply(record, data, files)
             resource = {"type": 7, "message": record.current}
+        elif kind == 7:
+            return _error(400, "Update message needs a component interaction", 50035)
         elif kind == 8:
             handle.choices = data.get("choices", [])
         elif kind == 9:
@@ -991,7 +999,7 @@ class FakeDiscord:
             return _error(404, "Unknown Webhook", 10015)
         body = body or {}
         original = self.messages_by_id.get(handle.original_id) if handle.original_id else None
-        if original is not None and original.loading:
+        if original is not None and original.loading and not original.deleted:
             # The first followup after a defer replaces the loading message (as Discord does).
             limited, headers = self._limited(f"edit-{original.channel_id}")
             if limited is not None:

@@ -19,12 +19,14 @@ USE_APP_COMMANDS = 1 << 31
 MANAGE_GUILD = 1 << 5
 BASIC = VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_HISTORY | USE_APP_COMMANDS
 
-_ids = itertools.count(1_300_000_000_000_000_000)
+DISCORD_EPOCH_MS = 1_420_070_400_000
+_sequence = itertools.count()
 
 
 def snowflake() -> int:
-    """A fresh id, increasing like Discord's."""
-    return next(_ids)
+    """A fresh id made like Discord's: it encodes the current time (discord.py reads ``created_at`` from it)."""
+    now_ms = int(time.time() * 1000)
+    return ((now_ms - DISCORD_EPOCH_MS) << 22) | (next(_sequence) % (1 << 22))
 
 
 def iso_now() -> str:

@@ -1,0 +1,306 @@
+"""/image, /edit and the "Edit image" message menu, with persistent result buttons.
+
+The buttons are ``DynamicItem``s whose custom_id carries the stored generation's id, so Reroll and
+Edit still work after a restart. Only the requester may press them unless the server shares them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.images import MAX_COUNT, ImageOutcome, ImagePlan, InputImage
+from bot.paid import Requester
+from cogs._shared import NO_MENTIONS, confirm_price, post_budget_alerts, requester_of, require_guild, show_error
+
+if TYPE_CHECKING:
+    from bot.bot import HyperealBot
+
+log = logging.getLogger(__name__)
+
+EMBED_COLOUR = discord.Colour.purple()
+ACTIONS = {
+    "reroll": ("Reroll", "🎲"),
+    "edit": ("Edit", "✏️"),
+    "animate": ("Animate", "🎬"),
+    "model3d": ("To 3D", "🧊"),
+}
+
+
+class GenerationButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]],
+    template=r"gen:(?P<action>reroll|edit|animate|model3d):(?P<generation>[0-9a-f]{16})",
+):
+    """A result button that survives restarts: its custom_id names the action and the generation."""
+
+    def __init__(self, action: str, generation_id: str, *, label: str | None = None) -> None:
+        default_label, emoji = ACTIONS[action]
+        super().__init__(
+            discord.ui.Button(
+                label=label or default_label,
+                emoji=emoji,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"gen:{action}:{generation_id}",
+            )
+        )
+        self.action = action
+        self.generation_id = generation_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Button[Any], match: re.Match[str], /
+    ) -> GenerationButton:
+        return cls(match["action"], match["generation"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        cog = interaction.client.get_cog("Images")
+        try:
+            await cog.on_result_button(interaction, self.action, self.generation_id)
+        except Exception as exc:
+            await show_error(interaction, exc)
+
+
+class PromptModal(discord.ui.Modal):
+    """Asks for an edit prompt, then hands it to ``on_prompt``."""
+
+    prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
+        label="What should change?", style=discord.TextStyle.paragraph, max_length=2000, custom_id="prompt"
+    )
+
+    def __init__(self, on_prompt: Any, *, custom_id: str) -> None:
+        super().__init__(title="Edit image", custom_id=custom_id, timeout=600)
+        self._on_prompt = on_prompt
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        try:
+            await self._on_prompt(interaction, self.prompt.value)
+        except Exception as exc:
+            await show_error(interaction, exc)
+
+
+def _input_image(attachment: discord.Attachment) -> InputImage:
+    return InputImage(
+        url=attachment.url, content_type=attachment.content_type, size=attachment.size, filename=attachment.filename
+    )
+
+
+class Images(commands.Cog):
+    """Image generation and editing."""
+
+    def __init__(self, bot: HyperealBot) -> None:
+        self.bot = bot
+        self.edit_menu = app_commands.ContextMenu(name="Edit image", callback=self.edit_from_message)
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(GenerationButton)
+        self.bot.tree.add_command(self.edit_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(GenerationButton)
+        self.bot.tree.remove_command(self.edit_menu.name, type=self.edit_menu.type)
+
+    # ── commands ─────────────────────────────────────────────────────────────
+
+    @app_commands.command(name="image")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="What to draw",
+        model="Image model (default: the server's)",
+        aspect_ratio="Shape of the image, e.g. 16:9",
+        count=f"How many images (1–{MAX_COUNT})",
+    )
+    async def image(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        prompt: str,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        count: app_commands.Range[int, 1, MAX_COUNT] = 1,
+    ) -> None:
+        """Generate images from a prompt."""
+        require_guild(interaction)
+        plan = self.bot.services.images.plan_generate(prompt, model=model, aspect_ratio=aspect_ratio, count=count)
+        await self._start(interaction, plan, key=f"image:{interaction.id}")
+
+    @image.autocomplete("model")
+    async def _image_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
+        return [
+            app_commands.Choice(name=c.label, value=c.value) for c in self.bot.services.catalog.search(current, "image")
+        ]
+
+    @image.autocomplete("aspect_ratio")
+    async def _aspect_ratios(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
+        model = getattr(interaction.namespace, "model", None)
+        ratios = self.bot.services.images.aspect_ratios(model)
+        return [app_commands.Choice(name=r, value=r) for r in ratios if current in r][:25]
+
+    @app_commands.command(name="edit")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        image="The image to edit",
+        prompt="What should change",
+        model="Edit model (default: the server's)",
+        image2="A reference image",
+        image3="Another reference image",
+        image4="Another reference image",
+    )
+    async def edit(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        image: discord.Attachment,
+        prompt: str,
+        model: str | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+    ) -> None:
+        """Edit an image with a prompt (extra images are references)."""
+        require_guild(interaction)
+        images = [_input_image(a) for a in (image, image2, image3, image4) if a is not None]
+        plan = self.bot.services.images.plan_edit(prompt, images, model=model)
+        await self._start(interaction, plan, key=f"edit:{interaction.id}")
+
+    @edit.autocomplete("model")
+    async def _edit_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
+        choices = self.bot.services.catalog.search(current, "image_edit")
+        return [app_commands.Choice(name=c.label, value=c.value) for c in choices]
+
+    async def edit_from_message(self, interaction: discord.Interaction[HyperealBot], message: discord.Message) -> None:
+        """Message menu ▸ Apps ▸ Edit image: edit the message's first image."""
+        require_guild(interaction)
+        attachment = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
+        url = attachment.url if attachment else next((e.image.url for e in message.embeds if e.image.url), None)
+        if url is None:
+            await interaction.response.send_message("That message has no image to edit.", ephemeral=True)
+            return
+        source = _input_image(attachment) if attachment else InputImage(url=url, content_type="image/png", size=0)
+
+        async def on_prompt(submitted: discord.Interaction[HyperealBot], prompt: str) -> None:
+            plan = self.bot.services.images.plan_edit(prompt, [source])
+            await self._start(submitted, plan, key=f"edit:{submitted.id}")
+
+        await interaction.response.send_modal(PromptModal(on_prompt, custom_id=f"edit-modal:{interaction.id}"))
+
+    # ── the paid flow ────────────────────────────────────────────────────────
+
+    async def _start(self, interaction: discord.Interaction[HyperealBot], plan: ImagePlan, *, key: str) -> None:
+        """Check the channel, confirm when expensive, then defer, generate and post."""
+        services = self.bot.services
+        requester = requester_of(interaction)
+        await services.paid.check_channel(requester, plan.kind)
+        if await services.paid.needs_confirmation(requester, plan.estimate):
+            what = (
+                f"{plan.count} image(s) with {plan.spec.id}" if plan.kind == "image" else f"an edit with {plan.spec.id}"
+            )
+            answered = await confirm_price(interaction, what, plan.estimate)
+            if answered is None:
+                return
+            interaction = answered
+
+        async def defer() -> None:
+            if not interaction.response.is_done():
+                await interaction.response.defer(thinking=True)
+
+        outcome = await services.images.run(requester, plan, key, on_reserved=defer)
+        await self._post(interaction, requester, plan, outcome)
+
+    async def _post(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        requester: Requester,
+        plan: ImagePlan,
+        outcome: ImageOutcome,
+    ) -> None:
+        services = self.bot.services
+        try:
+            files = []
+            embeds = []
+            for number, result in enumerate(outcome.files, 1):
+                suffix = Path(result.filename).suffix or ".png"
+                name = f"image-{number}{suffix}"
+                files.append(discord.File(result.path, filename=name))
+                embed = discord.Embed(colour=EMBED_COLOUR)
+                embed.set_image(url=f"attachment://{name}")
+                embeds.append(embed)
+            head = embeds[0]
+            head.title = ("✏️ " if plan.kind == "image_edit" else "🎨 ") + plan.prompt[:240]
+            head.set_author(name=interaction.user.display_name)
+            footer = outcome.charge.cost_line()
+            if outcome.failures:
+                footer += f" · {len(outcome.failures)} of {plan.count} failed and were not charged"
+            embeds[-1].set_footer(text=footer)
+            view = self._buttons(outcome.generation_id)
+            message = await interaction.followup.send(
+                content=f"<@{requester.user_id}>",
+                embeds=embeds,
+                files=files,
+                view=view,
+                wait=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+        finally:
+            for result in outcome.files:
+                result.remove()
+        await services.images.attach_message(outcome.generation_id, message.id, [a.url for a in message.attachments])
+        await post_budget_alerts(self.bot, requester.guild_id)
+
+    def _buttons(self, generation_id: str) -> discord.ui.View:
+        view = discord.ui.View(timeout=None)
+        catalog = self.bot.services.catalog
+        animate_price = catalog.default("video_i2v").price_label()
+        view.add_item(GenerationButton("reroll", generation_id))
+        view.add_item(GenerationButton("edit", generation_id))
+        view.add_item(GenerationButton("animate", generation_id, label=f"Animate ({animate_price})"))
+        view.add_item(GenerationButton("model3d", generation_id))
+        return view
+
+    # ── result buttons ───────────────────────────────────────────────────────
+
+    async def on_result_button(
+        self, interaction: discord.Interaction[HyperealBot], action: str, generation_id: str
+    ) -> None:
+        """Reroll, Edit, Animate or To 3D on a stored generation."""
+        services = self.bot.services
+        generation = await services.images.generation(generation_id)
+        if generation is None:
+            await interaction.response.send_message("This result is no longer available.", ephemeral=True)
+            return
+        shared = (await services.guild_settings.get(interaction.guild_id or 0)).shared_buttons
+        if interaction.user.id != generation.user_id and not shared:
+            await interaction.response.send_message(
+                f"These buttons belong to <@{generation.user_id}>. Use /image to make your own.",
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return
+        if action == "reroll":
+            await self._start(interaction, services.images.reroll_plan(generation), key=f"reroll:{interaction.id}")
+        elif action == "edit":
+            source_url = generation.image_url
+            if source_url is None:
+                await interaction.response.send_message("This result has no image to edit.", ephemeral=True)
+                return
+            source = InputImage(url=source_url, content_type="image/png", size=0)
+
+            async def on_prompt(submitted: discord.Interaction[HyperealBot], prompt: str) -> None:
+                plan = services.images.plan_edit(prompt, [source])
+                await self._start(submitted, plan, key=f"edit:{submitted.id}")
+
+            await interaction.response.send_modal(PromptModal(on_prompt, custom_id=f"edit-modal:{interaction.id}"))
+        else:
+            what = "Animate (image to video)" if action == "animate" else "To 3D (image to 3D model)"
+            await interaction.response.send_message(
+                f"{what} is not available yet: async jobs are still being built. Nothing was charged.",
+                ephemeral=True,
+            )
+
+
+async def setup(bot: HyperealBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Images(bot))
