@@ -21,7 +21,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Every cog is listed here and loaded fail-fast: a bot whose credits cog failed must not take paid jobs.
-INITIAL_EXTENSIONS: tuple[str, ...] = ("cogs.meta", "cogs.credits", "cogs.admin", "cogs.operator", "cogs.images")
+INITIAL_EXTENSIONS: tuple[str, ...] = (
+    "cogs.meta",
+    "cogs.credits",
+    "cogs.admin",
+    "cogs.operator",
+    "cogs.images",
+    "cogs.chat",
+)
 
 COMMANDS_HASH_KEY = "global_commands_hash"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -130,13 +130,19 @@ class ChatService:
         surface: AnswerSurface,
         *,
         stop: asyncio.Event | None = None,
+        on_reserved: Callable[[], Awaitable[object]] | None = None,
     ) -> ChatOutcome:
-        """Answer ``request`` on ``surface``; ``stop`` (the Stop button) ends the stream early."""
+        """Answer ``request`` on ``surface``; ``stop`` (the Stop button) ends the stream early.
+
+        ``on_reserved`` runs once the credits are held, before Hypereal is called (the cog defers there).
+        """
         model, messages = await self.prepare(request)
         estimate = self.quote(model, messages)
         outcome = ChatOutcome()
         stop = stop or asyncio.Event()
         async with self.paid.charging(request.requester, "chat", model, estimate, request.key) as bill:
+            if on_reserved is not None:
+                await on_reserved()
             writer = _AnswerWriter(surface, self.pacers, request.requester.channel_id)
             try:
                 await self._stream(model, messages, writer, outcome, stop)
@@ -146,9 +152,13 @@ class ChatService:
                 outcome.interrupted = True
                 log.warning("chat stream interrupted guild=%s: %s", request.requester.guild_id, exc)
             outcome.charge = await self._settle(request.requester, bill, outcome)
-            footer = self._footer(outcome)
-            outcome.message_ids = await writer.finish(outcome.text, footer)
-        outcome.turn_id = await self._remember(request, model, messages[-1].content, outcome)
+            # Remember the turn before the final edit, so a reply to the finished answer always finds it.
+            outcome.message_ids = list(writer.message_ids)
+            outcome.turn_id = await self._remember(request, model, messages[-1].content, outcome)
+            outcome.message_ids = await writer.finish(outcome.text, self._footer(outcome))
+            if outcome.turn_id is not None:
+                # The final layout may have opened one more message (idempotent for the others).
+                await self.conversations.link_messages(outcome.turn_id, outcome.message_ids)
         return outcome
 
     async def _stream(
