@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -31,6 +32,17 @@ INITIAL_EXTENSIONS: tuple[str, ...] = (
 )
 
 COMMANDS_HASH_KEY = "global_commands_hash"
+
+# On shutdown, commands and button presses already running get this long to finish their Discord
+# calls and ledger writes before the HTTP client and the database close under them.
+SHUTDOWN_GRACE_SECONDS = 3.0
+# discord.py names the tasks it runs handlers in; these are the ones that may hold a reservation.
+HANDLER_TASK_PREFIXES = (
+    "CommandTree-invoker",
+    "discord-ui-view-dispatch-",
+    "discord-ui-dynamic-item-",
+    "discord.py: on_message",
+)
 
 
 def point_discord_at(api_base: str, gateway_url: str) -> None:
@@ -119,6 +131,28 @@ class HyperealBot(commands.Bot):
         return self.ws is not None and not self.is_closed() and self.is_ready()
 
     async def close(self) -> None:
-        """Close the gateway, then the web server (the composition root closes the database and HTTP session)."""
+        """Let running handlers finish, close the gateway, then the web server.
+
+        The composition root closes the database and HTTP session after this returns.
+        """
+        await self._drain_handlers(SHUTDOWN_GRACE_SECONDS)
         await super().close()
         await self.web.close()
+
+    async def _drain_handlers(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for command, button and message handlers that are still running."""
+        current = asyncio.current_task()
+        running = {
+            task
+            for task in asyncio.all_tasks()
+            if task is not current and not task.done() and task.get_name().startswith(HANDLER_TASK_PREFIXES)
+        }
+        if not running:
+            return
+        log.info("shutting down: waiting for %s running handler(s)", len(running))
+        _, pending = await asyncio.wait(running, timeout=grace)
+        if pending:
+            log.warning("shutting down: %s handler(s) still running after %.0f s are cancelled", len(pending), grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)

@@ -178,18 +178,18 @@ class Admin(commands.Cog):
     @quota.command(name="alerts")
     @app_commands.describe(
         channel="Where to post budget alerts (leave empty to switch alerts off)",
-        thresholds="Percentages of the allowance, comma-separated (default 80,100)",
+        threshold="Percentage(s) of the allowance, e.g. 80 or 80,100 (default 80,100)",
     )
     async def alerts(
         self,
         interaction: discord.Interaction[HyperealBot],
         channel: discord.TextChannel | None = None,
-        thresholds: str = "80,100",
+        threshold: str = "80,100",
     ) -> None:
         """Post to an admin channel when spend crosses thresholds (once per period each)."""
         guild_id = require_manager(interaction)
         try:
-            values = tuple(sorted({int(part.strip().rstrip("%")) for part in thresholds.split(",") if part.strip()}))
+            values = tuple(sorted({int(part.strip().rstrip("%")) for part in threshold.split(",") if part.strip()}))
         except ValueError:
             raise InvalidInput("Thresholds are whole percentages separated by commas, like 80,100.") from None
         if not values or any(not 1 <= v <= 100 for v in values):

@@ -110,6 +110,8 @@ class SandboxProvider:
         self.jobs: dict[str, SandboxJob] = {}
         self.webhooks_sent: list[tuple[str, dict[str, Any], int | str]] = []
         self.files: dict[str, tuple[bytes, str]] = {}
+        # time.monotonic() when each chat stream wrote its first token (benchmarks compare it to Discord edits).
+        self.first_token_at: list[float] = []
         self.base_url = ""
         self.port = 0
         self._stamps: deque[float] = deque()
@@ -170,6 +172,7 @@ class SandboxProvider:
         self.requests.clear()
         self.jobs.clear()
         self.webhooks_sent.clear()
+        self.first_token_at.clear()
         self._stamps.clear()
 
     # ── the API gate: recording, auth, faults ────────────────────────────────
@@ -284,6 +287,8 @@ class SandboxProvider:
                 return response
             chunk = {"id": chat_id, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if number == 0:
+                self.first_token_at.append(time.monotonic())
             if faults.chat_chunk_delay:
                 await asyncio.sleep(faults.chat_chunk_delay)
         final = {

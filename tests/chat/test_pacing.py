@@ -10,7 +10,7 @@ import pytest
 
 from bot.chat.pacing import ChannelPacer, PacerRegistry, PacingRules
 
-FAST = PacingRules(actions_per_window=4, window=0.5, min_interval=0.1)
+FAST = PacingRules(actions_per_window=4, window=0.5, min_interval=0.1, jitter_margin=0.025)
 
 
 class Recorder:
