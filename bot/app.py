@@ -26,6 +26,7 @@ from bot.db import Database
 from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient, RequestLimiter
 from bot.images import ImageService
+from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.paid import PaidRequests
 from bot.services import Services
 from bot.settings import Settings
@@ -65,6 +66,21 @@ def build_services(
         clock=clock,
     )
     images = ImageService(hypereal=hypereal, catalog=catalog, paid=paid, downloader=downloader, db=db, clock=clock)
+    jobs = JobService(
+        store=JobStore(db, clock),
+        hypereal=hypereal,
+        paid=paid,
+        catalog=catalog,
+        downloader=downloader,
+        clock=clock,
+        public_url=str(settings.public_url) if settings.public_url else None,
+        timing=JobTiming(
+            first_poll=settings.job_poll_first_seconds,
+            max_poll=settings.job_poll_max_seconds,
+            deadline=settings.job_deadline_minutes * 60.0,
+            submit_grace=settings.job_submit_grace_seconds,
+        ),
+    )
     return Services(
         settings=settings,
         db=db,
@@ -82,6 +98,7 @@ def build_services(
         conversations=conversations,
         chat=chat,
         images=images,
+        jobs=jobs,
     )
 
 
@@ -133,12 +150,17 @@ class BotApp:
         )
         self.services = build_services(settings, db, http, hypereal, catalog, downloader, self.clock)
         web = WebServer(
-            create_web_app(HealthProbe(gateway_connected=self._gateway_connected, database_ok=self._database_ok)),
+            create_web_app(
+                HealthProbe(gateway_connected=self._gateway_connected, database_ok=self._database_ok),
+                install_webhook_route(self.services.jobs),
+            ),
             settings.web_host,
             settings.web_port,
         )
         self.bot = HyperealBot(self.services, web, **self._bot_options)
         self._stack.push_async_callback(self._close_bot)
+        # Closed first (the stack unwinds in reverse): no job step may run against a closed bot or database.
+        self._stack.push_async_callback(self.services.jobs.stop)
 
     async def _hypereal_endpoint(self) -> tuple[str, SecretStr]:
         """The real API, or the sandbox started in-process when HYPEREAL_SANDBOX=1."""

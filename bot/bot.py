@@ -29,6 +29,7 @@ INITIAL_EXTENSIONS: tuple[str, ...] = (
     "cogs.operator",
     "cogs.images",
     "cogs.chat",
+    "cogs.jobs",
 )
 
 COMMANDS_HASH_KEY = "global_commands_hash"

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from bot.download import SafeDownloader
     from bot.hypereal import HyperealClient
     from bot.images import ImageService
+    from bot.jobs import JobService
     from bot.paid import PaidRequests
     from bot.settings import Settings
 
@@ -41,3 +42,4 @@ class Services:
     conversations: ConversationStore
     chat: ChatService
     images: ImageService
+    jobs: JobService

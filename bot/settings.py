@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     # Jobs and delivery
     job_deadline_minutes: int = Field(default=45, ge=1)
+    job_poll_first_seconds: float = Field(default=15.0, gt=0)
+    job_poll_max_seconds: float = Field(default=60.0, gt=0)
+    job_submit_grace_seconds: float = Field(default=600.0, gt=0)
     output_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_OUTPUT_HOSTS))
     output_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
 

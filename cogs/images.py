@@ -294,11 +294,17 @@ class Images(commands.Cog):
 
             await interaction.response.send_modal(PromptModal(on_prompt, custom_id=f"edit-modal:{interaction.id}"))
         else:
-            what = "Animate (image to video)" if action == "animate" else "To 3D (image to 3D model)"
-            await interaction.response.send_message(
-                f"{what} is not available yet: async jobs are still being built. Nothing was charged.",
-                ephemeral=True,
+            source_url = generation.image_url
+            if source_url is None:
+                await interaction.response.send_message("This result has no image to start from.", ephemeral=True)
+                return
+            jobs = services.jobs
+            plan = (
+                jobs.plan_animate(source_url, generation.prompt)
+                if action == "animate"
+                else jobs.plan_model3d(source_url)
             )
+            await self.bot.get_cog("Jobs").start(interaction, plan)
 
 
 async def setup(bot: HyperealBot) -> None:

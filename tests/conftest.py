@@ -49,6 +49,9 @@ def bot_settings(fake: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, **
         "web_port": 0,
         "output_hosts": [sandbox.base_url],
         "default_allowance": 1000,
+        # Jobs finish in the sandbox within a fraction of a second: poll at that pace.
+        "job_poll_first_seconds": 0.2,
+        "job_poll_max_seconds": 0.5,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

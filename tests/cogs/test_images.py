@@ -115,13 +115,18 @@ async def test_only_the_requester_may_reroll(running_bot: RunningBot) -> None:
     assert await _reservations(running_bot) == [("settled", 4), ("settled", 4)]
 
 
-async def test_animate_is_not_available_yet_and_charges_nothing(running_bot: RunningBot) -> None:
+async def test_animate_turns_the_image_into_a_video_job(running_bot: RunningBot) -> None:
     fake = running_bot.fake
     message = await _result(fake, await fake.invoke("image", prompt="a fox"))
-    answer = await fake.response(await fake.click(message, message.custom_ids()[2]))
-    assert "not available yet" in answer.content
-    assert "Nothing was charged" in answer.content
-    assert len(await _reservations(running_bot)) == 1
+    status = await fake.response(await fake.click(message, message.custom_ids()[2]))
+    assert status.content.startswith("⏳ Generating a video · kling-3-0-std-i2v · 42 credits")
+    video = await fake.wait_for(
+        lambda: next((m for m in fake.messages() if m.id != message.id and m.latest_files), None)
+    )
+    assert video.latest_files[0].filename.endswith(".mp4")
+    sent = next(r.json for r in running_bot.sandbox.requests if r.path == "/v1/videos/generate")
+    assert sent["input"]["image"] == message.current["attachments"][0]["url"]
+    assert sent["model"] == "kling-3-0-std-i2v"
 
 
 async def test_reroll_still_works_after_a_restart(

@@ -1,0 +1,509 @@
+"""Async jobs (video, audio, 3D): submit, follow by webhook or polling, settle, deliver exactly once.
+
+The lifecycle lives in :mod:`bot.jobs.store`; this module decides what happens at each step.
+
+* **Submit**: reserve credits, store the job (``submitting``), post the status message, send the
+  request (never retried), store Hypereal's ``jobId`` (``pending``). A request Hypereal refused is
+  failed and refunded at once; one whose answer was lost (timeout, crash) stays ``submitting``
+  until its webhook names its ``jobId`` or the submit grace passes — then it is refunded.
+* **Follow**: a webhook for the job's secret URL triggers one status poll (nothing signs
+  webhooks: the poll decides); the poller polls every open job with backoff anyway, so a lost
+  webhook — or no ``PUBLIC_URL`` at all — only delays the result.
+* **Finish**: ``completed`` settles to Hypereal's ``creditsUsed`` and delivers; ``failed``,
+  deadline passed or ``404`` refunds and tells the requester.
+* **Deliver**: download (safe downloader), hand the file to the Discord side, mark ``delivered``.
+  Discord's message nonce makes a post repeated after a crash land once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.catalog import Catalog, ModelSpec
+from bot.download import DownloadedFile, DownloadFailed, DownloadRefused, SafeDownloader
+from bot.errors import BotError, InvalidInput, JobNotFound
+from bot.hypereal import HyperealClient, HyperealError, NotFound, ProviderTimeout
+from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
+from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
+from bot.paid import Charge, OperatorOutOfCredits, PaidRequests, Requester, ledger_category
+
+log = logging.getLogger(__name__)
+
+# Hypereal's quirk: a fresh job may answer "failed" / "Failed to check status" while it still runs.
+EARLY_FAILURES_IGNORED = 6
+QUIRK_TEXT = "failed to check status"
+MAX_DELIVERY_ATTEMPTS = 5
+POLL_KIND = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3d"}
+KIND_NOUN = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3D model"}
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """How the poller paces itself (settings; tests shrink them)."""
+
+    first_poll: float = 15.0
+    max_poll: float = 60.0
+    deadline: float = 45 * 60.0
+    submit_grace: float = 10 * 60.0  # a submit with no answer is refunded after this, unless its webhook came
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """A validated async request, priced, not yet paid for."""
+
+    category: str  # catalog category: video, audio_clone, model3d…
+    spec: ModelSpec
+    input: dict[str, Any]
+    estimate: int
+
+    @property
+    def noun(self) -> str:
+        """ "video", "audio", "3D model"."""
+        return KIND_NOUN.get(self.category, "result")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Where a result ended up: a message, or nowhere (``note`` says why; it stays listed in /jobs)."""
+
+    message_id: int | None
+    channel_id: int | None
+    note: str | None = None
+
+
+class DeliveryRetry(Exception):
+    """Discord failed for a reason that may pass (5xx, 429, network): try the delivery again later."""
+
+
+class Deliverer(Protocol):
+    """The Discord side of delivery (implemented in ``cogs``; ``bot/`` never imports discord)."""
+
+    async def deliver(self, job: Job, file: DownloadedFile | None, charge: Charge, problem: str | None) -> Receipt:
+        """Post the result (attached when it fits, else a link) replying to the status message."""
+
+    async def announce_failure(self, job: Job, reason: str, charge: Charge | None) -> None:
+        """Tell the requester the job failed and what happened to the credits."""
+
+
+@dataclass
+class _Worker:
+    inflight: set[str] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class JobService:
+    """Everything about async jobs except Discord."""
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        hypereal: HyperealClient,
+        paid: PaidRequests,
+        catalog: Catalog,
+        downloader: SafeDownloader,
+        clock: Callable[[], float],
+        public_url: str | None,
+        timing: JobTiming | None = None,
+        concurrency: int = 4,
+    ) -> None:
+        self.store = store
+        self.hypereal = hypereal
+        self.paid = paid
+        self.catalog = catalog
+        self.downloader = downloader
+        self.clock = clock
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.timing = timing or JobTiming()
+        self._deliverer: Deliverer | None = None
+        self._limit = asyncio.Semaphore(concurrency)
+        self._work = _Worker()
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+
+    # ── plans ────────────────────────────────────────────────────────────────
+
+    def plan_video(
+        self,
+        prompt: str,
+        *,
+        image_url: str | None = None,
+        model: str | None = None,
+        duration: int | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> JobPlan:
+        """Validate a /video request against the catalog: t2v or i2v, allowed durations and sizes."""
+        catalog = self.catalog
+        spec = catalog.require(model, "video") if model else catalog.default("video_i2v" if image_url else "video_t2v")
+        if image_url and not spec.takes_image:
+            raise InvalidInput(
+                f"`{spec.id}` makes videos from text only. Leave the image out, or pick an image-to-video model "
+                f"such as `{catalog.default('video_i2v').id}`."
+            )
+        if "image" in spec.requires and not image_url:
+            raise InvalidInput(f"`{spec.id}` animates an image: attach one with the `image` option.")
+        unsupported = [name for name in spec.requires if name not in ("prompt", "image")]
+        if unsupported:
+            raise InvalidInput(
+                f"`{spec.id}` needs {', '.join(unsupported)}, which /video does not take. Pick another model."
+            )
+        checked_prompt = catalog.check_prompt(spec, prompt)
+        if duration is None and "duration" in spec.defaults:
+            duration = int(spec.defaults["duration"])
+        options = catalog.validate_options(
+            spec,
+            {
+                "duration": duration if "duration" in spec.inputs or duration is not None else None,
+                "aspect_ratio": aspect_ratio,
+                "resolution": resolution,
+            },
+        )
+        estimate = catalog.quote(spec.id, duration=options.get("duration"), resolution=options.get("resolution"))
+        request = {"prompt": checked_prompt, **({"image": image_url} if image_url else {}), **options}
+        return JobPlan(category="video", spec=spec, input=request, estimate=estimate)
+
+    def plan_animate(self, image_url: str, prompt: str) -> JobPlan:
+        """Image → video with the default image-to-video model (the Animate button)."""
+        return self.plan_video(prompt or "Bring this image to life with gentle, natural motion.", image_url=image_url)
+
+    def plan_model3d(self, image_url: str) -> JobPlan:
+        """Image → 3D model with the default image-to-3D model (the To 3D button)."""
+        spec = self.catalog.default("model3d")
+        return JobPlan(category="model3d", spec=spec, input={"image": image_url}, estimate=self.catalog.quote(spec.id))
+
+    # ── submit ───────────────────────────────────────────────────────────────
+
+    async def submit(
+        self,
+        requester: Requester,
+        plan: JobPlan,
+        *,
+        upload_limit: int | None,
+        on_reserved: Callable[[Job], Awaitable[int | None]],
+    ) -> Job:
+        """Reserve, store, show the status message (``on_reserved`` returns its id), submit; returns the job.
+
+        Raises ``BotError`` when nothing was started (the reservation is refunded first).
+        """
+        job_id = new_job_id()
+        key = f"job:{job_id}"
+        await self.paid.reserve(requester, plan.category, plan.spec.id, plan.estimate, key)
+        token = new_webhook_token() if self.public_url else None
+        now = self.clock()
+        try:
+            job = await self.store.create(
+                NewJob(
+                    id=job_id,
+                    guild_id=requester.guild_id or None,
+                    channel_id=requester.channel_id,
+                    user_id=requester.user_id,
+                    category=plan.category,
+                    model=plan.spec.id,
+                    poll_type=POLL_KIND.get(plan.category, "video"),
+                    request={"model": plan.spec.id, "input": plan.input},
+                    reservation_key=key,
+                    estimate=plan.estimate,
+                    upload_limit=upload_limit,
+                ),
+                webhook_token=token,
+                deadline_at=int(now + self.timing.deadline),
+                recheck_at=now + self.timing.submit_grace,
+            )
+        except BaseException:
+            await self.paid.refund(key, "could not store the job")
+            raise
+        try:
+            message_id = await on_reserved(job)
+            if message_id is not None:
+                await self.store.set_status_message(job.id, message_id)
+        except BaseException:
+            await self._fail(job, "could not post the status message", announce=False)
+            raise
+        webhook_url = f"{self.public_url}/hypereal/webhook/{token}" if token else None
+        try:
+            if plan.category == "video":
+                submission = await self.hypereal.generate_video(plan.spec.id, plan.input, webhook_url=webhook_url)
+                hypereal_id, poll_url, credits, output = (
+                    submission.job_id,
+                    submission.poll_url,
+                    submission.credits_used,
+                    None,
+                )
+            else:
+                media = await self.hypereal.generate_media(plan.spec.id, plan.input, webhook_url=webhook_url)
+                hypereal_id, poll_url, credits, output = (
+                    media.job_id,
+                    media.poll_url,
+                    media.credits_used,
+                    media.output_url,
+                )
+        except HyperealInsufficientCredits as exc:
+            await self._fail(job, "the operator's Hypereal account is out of credits", announce=False)
+            log.warning("operator's Hypereal account is empty required=%s available=%s", exc.required, exc.available)
+            raise OperatorOutOfCredits(
+                "The bot operator's Hypereal account is out of credits. Nothing was charged to this server; "
+                "please tell the bot operator."
+            ) from exc
+        except (TimeoutError, ProviderTimeout, OSError):
+            # The request may have reached Hypereal: never resend it. Its webhook can still adopt it;
+            # otherwise the poller refunds it when the submit grace has passed.
+            log.warning("job submit unconfirmed job=%s model=%s", job.id, job.model)
+            raise JobUnconfirmed(
+                "Hypereal did not confirm the job in time. If it started, the result will still be posted here; "
+                f"if not, the {plan.estimate} credits come back within {int(self.timing.submit_grace // 60)} minutes."
+            ) from None
+        except HyperealError:
+            await self._fail(job, "Hypereal refused the request", announce=False)
+            raise
+        if output:
+            # Some media models answer at once: nothing to wait for.
+            await self.store.mark_completed(job.id, output, credits)
+            self.wake()
+        elif hypereal_id:
+            await self.store.mark_pending(job.id, hypereal_id, poll_url, credits, self.clock() + self.timing.first_poll)
+            self.wake()
+        refreshed = await self.store.get(job.id)
+        assert refreshed is not None
+        return refreshed
+
+    # ── webhook ──────────────────────────────────────────────────────────────
+
+    async def job_for_token(self, token: str) -> Job | None:
+        """The job a webhook token was handed out for (looked up by the token's hash)."""
+        return await self.store.by_token(token)
+
+    async def accept_webhook(self, job: Job, payload: dict[str, Any], hypereal_job_id: str) -> tuple[int, str]:
+        """A parsed webhook for ``job``: (HTTP status, short reason). Work happens in the background."""
+        if job.hypereal_job_id is not None and job.hypereal_job_id != hypereal_job_id:
+            log.warning("webhook jobId does not match job=%s", job.id)
+            return 409, "jobId does not match this webhook"
+        if not job.is_open:
+            return 200, "already finished"
+        await self.store.store_webhook(job.id, payload)
+        if job.hypereal_job_id is None:
+            # Its submit answer was lost (timeout or crash): the webhook tells us which job it is.
+            if not await self.store.adopt(job.id, hypereal_job_id, self.clock()):
+                return 200, "already finished"
+            log.info("adopted unconfirmed job=%s from its webhook", job.id)
+        self._spawn(job.id)
+        return 200, "ok"
+
+    # ── following jobs ───────────────────────────────────────────────────────
+
+    def attach(self, deliverer: Deliverer) -> None:
+        """The Discord side that posts results (the jobs cog attaches itself when it loads)."""
+        self._deliverer = deliverer
+
+    def start(self) -> None:
+        """Resume every unfinished job and start the poller (idempotent)."""
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name="job-poller")
+
+    async def stop(self) -> None:
+        """Stop polling and wait for work in progress (it is resumed at the next start)."""
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+            self._runner = None
+        tasks = list(self._work.tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=3.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Something became due sooner than the poller planned."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        await self._resume()
+        while True:
+            self._wake.clear()
+            for job in await self.store.due(self.clock()):
+                self._spawn(job.id)
+            next_at = await self.store.next_due_at()
+            wait = 1.0 if next_at is None else min(max(next_at - self.clock(), 0.05), 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def _resume(self) -> None:
+        """After a start: every open job is polled now, every finished one delivered now."""
+        now = self.clock()
+        count = 0
+        for job in await self.store.unfinished():
+            count += 1
+            await self.store.due_now(job.id, now)
+        if count:
+            log.info("resuming %s unfinished job(s)", count)
+
+    def _spawn(self, job_id: str) -> None:
+        if job_id in self._work.inflight:
+            return
+        self._work.inflight.add(job_id)
+        task = asyncio.create_task(self._advance(job_id), name=f"job-{job_id}")
+        self._work.tasks.add(task)
+        task.add_done_callback(self._work.tasks.discard)
+
+    async def _advance(self, job_id: str) -> None:
+        try:
+            async with self._limit:
+                job = await self.store.get(job_id)
+                if job is None:
+                    return
+                if job.state == "submitting":
+                    await self._check_unconfirmed(job)
+                elif job.state == "pending":
+                    await self._poll(job)
+                elif job.state == "completed":
+                    await self._deliver(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job step failed job=%s", job_id)
+            with contextlib.suppress(Exception):
+                await self.store.schedule_poll(job_id, self.clock() + self.timing.max_poll, polled=False)
+        finally:
+            self._work.inflight.discard(job_id)
+
+    async def _check_unconfirmed(self, job: Job) -> None:
+        if self.clock() < job.created_at + self.timing.submit_grace:
+            return
+        await self._fail(job, "Hypereal never confirmed the job", announce=True)
+
+    def _backoff(self, polls: int) -> float:
+        base = min(self.timing.first_poll * 2 ** max(polls, 0), self.timing.max_poll)
+        return base * random.uniform(0.8, 1.2)
+
+    async def _poll(self, job: Job) -> None:
+        if self.clock() >= job.deadline_at:
+            minutes = max(1, int((job.deadline_at - job.created_at) // 60))
+            await self._fail(job, f"it did not finish within {minutes} minutes", announce=True)
+            return
+        assert job.hypereal_job_id is not None
+        try:
+            status = await self.hypereal.job_status(
+                job.hypereal_job_id, model=job.model, type=job.poll_type, poll_url=job.poll_url
+            )
+        except NotFound:
+            await self._fail(job, "Hypereal no longer knows this job", announce=True)
+            return
+        except HyperealError as exc:
+            log.info("job poll failed job=%s: %s", job.id, exc)
+            await self.store.schedule_poll(job.id, self.clock() + self._backoff(job.poll_count), polled=True)
+            return
+        quirk = status.state == "failed" and QUIRK_TEXT in (status.error or "").lower()
+        if status.state == "pending" or (quirk and job.poll_count < EARLY_FAILURES_IGNORED):
+            await self.store.schedule_poll(job.id, self.clock() + self._backoff(job.poll_count), polled=True)
+            return
+        if status.state == "failed":
+            await self._fail(job, status.error or "Hypereal reported a failure", announce=True)
+            return
+        if not status.output_url:
+            await self._fail(job, "Hypereal finished without an output", announce=True)
+            return
+        credits = status.credits_used if status.credits_used is not None else job.credits_used
+        if await self.store.mark_completed(job.id, status.output_url, credits):
+            finished = await self.store.get(job.id)
+            assert finished is not None
+            await self._deliver(finished)
+
+    async def _fail(self, job: Job, reason: str, *, announce: bool) -> None:
+        """Fail an open job, refund it, and (when asked) tell the requester. Only the winner acts."""
+        if not await self.store.mark_failed(job.id, reason):
+            return
+        if job.reservation_key:
+            await self.paid.refund(job.reservation_key, f"job failed: {reason}")
+        log.info("job failed job=%s model=%s reason=%s", job.id, job.model, reason)
+        if announce and self._deliverer is not None:
+            charge = await self._refund_charge(job)
+            try:
+                await self._deliverer.announce_failure(job, reason, charge)
+            except Exception:
+                log.exception("could not announce a failed job=%s", job.id)
+
+    async def _refund_charge(self, job: Job) -> Charge:
+        balance = await self.paid.ledger.balance(job.guild_id) if job.guild_id else 0
+        return Charge(model=job.model, credits=0, balance_left=balance)
+
+    async def _settle(self, job: Job) -> Charge:
+        actual = job.credits_used if job.credits_used is not None else job.estimate
+        if job.reservation_key is None or job.guild_id is None:
+            return Charge(model=job.model, credits=actual, balance_left=0)
+        return await self.paid.settle(job.guild_id, job.reservation_key, job.model, actual)
+
+    async def _deliver(self, job: Job) -> None:
+        charge = await self._settle(job)  # idempotent: a delivery retried after a crash charges once
+        if self._deliverer is None:
+            await self.store.delivery_failed(job.id, self.clock() + 1.0)
+            return
+        file: DownloadedFile | None = None
+        problem: str | None = None
+        assert job.output_url is not None
+        try:
+            file = await self.downloader.download(job.output_url, filename=f"{job.category}-{job.id}")
+        except DownloadRefused as exc:
+            problem = f"the result could not be fetched safely ({exc})"
+            log.warning("refused to download the output of job=%s: %s", job.id, exc)
+        except DownloadFailed as exc:
+            attempts = await self.store.delivery_failed(job.id, self.clock() + self._backoff(job.delivery_attempts))
+            if attempts < MAX_DELIVERY_ATTEMPTS:
+                return
+            problem = f"the result could not be downloaded ({exc})"
+        try:
+            receipt = await self._deliverer.deliver(job, file, charge, problem)
+        except DeliveryRetry as exc:
+            attempts = await self.store.delivery_failed(job.id, self.clock() + self._backoff(job.delivery_attempts))
+            log.info("delivery will be retried job=%s attempt=%s: %s", job.id, attempts, exc)
+            if attempts < MAX_DELIVERY_ATTEMPTS:
+                return
+            receipt = Receipt(None, None, "Discord kept failing; the result is listed in /jobs")
+        finally:
+            if file is not None:
+                file.remove()
+        await self.store.mark_delivered(job.id, receipt.message_id, receipt.channel_id, receipt.note or problem)
+        log.info("job delivered job=%s message=%s", job.id, receipt.message_id)
+
+    # ── the requester's view ─────────────────────────────────────────────────
+
+    async def jobs_of(self, guild_id: int | None, user_id: int, limit: int = 10) -> list[Job]:
+        """Open jobs first, then the most recent ones."""
+        return await self.store.for_user(guild_id, user_id, limit)
+
+    async def cancel(self, job_id: str, user_id: int) -> str:
+        """Stop tracking an open job; returns what happened to the credits, for the user."""
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound("That job no longer exists.")
+        if job.user_id != user_id:
+            raise InvalidInput("Only the member who started a job can cancel it.")
+        if not job.is_open:
+            raise InvalidInput(f"This job is already {job.state}: there is nothing to cancel.")
+        if not await self.store.mark_cancelled(job.id):
+            raise InvalidInput("This job finished in the meantime: there is nothing to cancel.")
+        if job.state == "submitting" or job.hypereal_job_id is None:
+            if job.reservation_key:
+                await self.paid.refund(job.reservation_key, "cancelled before Hypereal confirmed it")
+            return f"Cancelled. Hypereal never confirmed this job, so its {job.estimate} credits were refunded."
+        # Hypereal has no cancel: the job keeps running there and was charged at submission.
+        charge = await self._settle(job)
+        return (
+            "Cancelled: the bot stopped tracking this job and will not post its result. Hypereal cannot stop a "
+            f"job once it started and charged it, so its {charge.credits} credits stay spent."
+        )
+
+    def category_label(self, job: Job) -> str:
+        """The budget category a job is charged to."""
+        return ledger_category(job.category)
+
+
+class JobUnconfirmed(BotError):
+    """The submit got no answer: the job may or may not run; it is resolved later (never resent)."""
