@@ -149,6 +149,7 @@ class BotApp:
             timeout=settings.hypereal_timeout_seconds,
         )
         self.services = build_services(settings, db, http, hypereal, catalog, downloader, self.clock)
+        await self.services.jobs.recover()  # before any command can reserve anything
         web = WebServer(
             create_web_app(
                 HealthProbe(gateway_connected=self._gateway_connected, database_ok=self._database_ok),

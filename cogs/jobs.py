@@ -338,6 +338,8 @@ class Jobs(commands.Cog):
             f"<@{job.user_id}> your {job.model} job failed: {reason}. "
             f"The {job.estimate} credits were refunded{left}. You can try again."
         )
+        if job.prompt:
+            text += f"\n> {job.prompt[:300]}"
         mentions = discord.AllowedMentions(users=[discord.Object(job.user_id)], everyone=False, roles=False)
         try:
             await channel.send(text, reference=reference, nonce=f"f{job.id}", allowed_mentions=mentions)

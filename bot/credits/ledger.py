@@ -320,6 +320,11 @@ class CreditLedger:
         row = await self.db.fetch_one("SELECT * FROM reservations WHERE key = ?", (key,))
         return None if row is None else _reservation(row)
 
+    async def held_keys(self) -> list[str]:
+        """Every reservation still held, on any server (start-up looks for ones a crash orphaned)."""
+        rows = await self.db.fetch_all("SELECT key FROM reservations WHERE state = 'held' ORDER BY created_at")
+        return [row["key"] for row in rows]
+
     async def open_reservations(self, guild_id: int, user_id: int) -> list[Reservation]:
         """A member's reservations still waiting for Hypereal, oldest first."""
         rows = await self.db.fetch_all(

@@ -301,6 +301,24 @@ class JobService:
         """The Discord side that posts results (the jobs cog attaches itself when it loads)."""
         self._deliverer = deliverer
 
+    async def recover(self) -> int:
+        """Before the bot takes commands: refund reservations a crash left without their request.
+
+        Chat and image requests run inside one command handler, so a reservation still held at
+        start-up lost its request with the old process. Jobs keep theirs while unfinished.
+        """
+        in_use = {job.reservation_key for job in await self.store.unfinished() if job.reservation_key}
+        orphans = [key for key in await self.paid.ledger.held_keys() if key not in in_use]
+        for key in orphans:
+            job = await self.store.by_reservation(key)
+            if job is not None and job.state in ("delivered", "cancelled") and job.hypereal_job_id:
+                await self._settle(job)  # Hypereal ran it and charged: the crash came between two of our writes
+            else:
+                await self.paid.refund(key, "the bot restarted before the request finished")
+        if orphans:
+            log.warning("refunded %s reservation(s) left open by a crash", len(orphans))
+        return len(orphans)
+
     def start(self) -> None:
         """Resume every unfinished job and start the poller (idempotent)."""
         if self._runner is None or self._runner.done():

@@ -166,6 +166,11 @@ class JobStore:
         row = await self.db.fetch_one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return _job(row) if row else None
 
+    async def by_reservation(self, key: str) -> Job | None:
+        """The job holding a reservation key, if any."""
+        row = await self.db.fetch_one("SELECT * FROM jobs WHERE reservation_key = ?", (key,))
+        return _job(row) if row else None
+
     async def by_token(self, token: str) -> Job | None:
         """The job a webhook token was handed out for.
 

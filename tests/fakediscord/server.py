@@ -168,6 +168,7 @@ class FakeDiscord:
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
         self._ready = asyncio.Event()
+        self.identify_count = 0  # gateway sessions identified so far (a restarted bot identifies again)
         self._synced_event = asyncio.Event()
         self._changed = asyncio.Event()
         self._nonces: dict[tuple[int, str], int] = {}
@@ -323,6 +324,7 @@ class FakeDiscord:
         await self._send(ws, "READY", ready)
         for guild in self.guilds.values():
             await self._send(ws, "GUILD_CREATE", guild.payload())
+        self.identify_count += 1
         self._ready.set()
 
     async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
