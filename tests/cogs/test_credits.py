@@ -80,3 +80,33 @@ async def test_budget_is_for_the_operator_only(running_bot: RunningBot) -> None:
     await fake.response(await fake.invoke("budget freeze", user=fake.ADMIN, frozen=True))
     assert (await running_bot.services.ledger.budget(fake.GUILD_ID)).frozen
     assert await running_bot.services.ledger.check_invariants() == []
+
+
+async def test_a_member_over_the_role_cap_is_refused_with_the_reset_time(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    await fake.response(
+        await fake.invoke("quota role-cap", user=fake.ADMIN, role=fake.ROLE_ID, category="image", cap=5)
+    )
+    first = await fake.response(await fake.invoke("image", prompt="a fox"))
+    await fake.wait_for(lambda: first.latest_files)
+    refused = await fake.response(await fake.invoke("image", prompt="another fox"))
+    assert refused.ephemeral
+    assert "You have used 4 of your 5 image credits this period" in refused.content
+    assert "Your quota resets <t:" in refused.content
+    rows = await running_bot.services.db.fetch_all("SELECT state FROM reservations")
+    assert [row["state"] for row in rows] == ["settled"]
+
+
+async def test_a_disabled_category_is_refused_with_where_it_is_allowed(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    await fake.response(
+        await fake.invoke("channels enable", user=fake.ADMIN, category="image", channel=fake.OTHER_CHANNEL_ID)
+    )
+    refused = await fake.response(await fake.invoke("image", prompt="a fox", channel_id=fake.CHANNEL_ID))
+    assert refused.ephemeral
+    assert (
+        refused.content == f"❌ Image commands are not enabled in this channel. Use them in <#{fake.OTHER_CHANNEL_ID}>."
+    )
+    assert await running_bot.services.db.fetch_all("SELECT * FROM reservations") == []
+    allowed = await fake.response(await fake.invoke("image", prompt="a fox", channel_id=fake.OTHER_CHANNEL_ID))
+    await fake.wait_for(lambda: allowed.latest_files)
