@@ -70,3 +70,24 @@ async def test_process_syncs_answers_models_video_and_stops_on_sigterm(
     log = (await process.stderr.read()).decode()
     assert fake_discord.token not in log
     assert "stopped cleanly" in log
+
+
+async def test_reroll_works_after_the_process_restarted(fake_discord: FakeDiscord, bot_process: BotProcess) -> None:
+    fake = fake_discord
+    process = await bot_process()
+    await fake.wait_for(lambda: fake.identify_count == 1, timeout=30)
+    first = await fake.response(await fake.invoke("image", prompt="a lighthouse"), timeout=30)
+    await fake.wait_for(lambda: first.latest_files, timeout=30)
+    process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+
+    await bot_process()
+    await fake.wait_for(lambda: fake.identify_count == 2 and fake.connected_sessions == 1, timeout=30)
+    reroll = first.custom_ids()[0]
+    refused = await fake.response(await fake.click(first, reroll, user=fake.OTHER_MEMBER), timeout=30)
+    assert refused.ephemeral
+    assert "These buttons belong to" in refused.content
+    again = await fake.response(await fake.click(first, reroll, user=fake.MEMBER), timeout=30)
+    await fake.wait_for(lambda: again.latest_files, timeout=30)
+    assert again.id != first.id
+    assert again.embeds[0]["title"] == "🎨 a lighthouse"

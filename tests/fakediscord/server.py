@@ -273,6 +273,11 @@ class FakeDiscord:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), timeout=0.05)
 
+    @property
+    def connected_sessions(self) -> int:
+        """Gateway websockets open right now (a killed bot's socket closes with its process)."""
+        return len(self._sockets)
+
     async def wait_for_ready(self, timeout: float = 10.0) -> None:
         """Until the bot identified and got READY and its guilds."""
         await asyncio.wait_for(self._ready.wait(), timeout)

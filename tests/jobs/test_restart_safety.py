@@ -61,7 +61,7 @@ async def _start(fake: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, po
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     await fake.wait_for(lambda: fake.identify_count > before, timeout=30)
-    await fake.wait_for(lambda: len(fake._sockets) == 1, timeout=10)
+    await fake.wait_for(lambda: fake.connected_sessions == 1, timeout=10)
     return process
 
 
