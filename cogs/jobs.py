@@ -44,10 +44,9 @@ EXTENSIONS = {"video": ".mp4", "audio_clone": ".mp3", "audio_tts": ".mp3", "mode
 
 def status_text(job: Job, charge_line: str | None = None) -> str:
     """The status message of a job, for each state."""
-    noun = {"video": "video", "model3d": "3D model"}.get(job.category, "audio")
     started = f"started <t:{job.created_at}:R>"
     if job.state in ("submitting", "pending"):
-        return f"⏳ Generating a {noun} · {job.model} · {job.estimate} credits · {started}"
+        return f"⏳ Generating · {job.model} · {job.estimate} credits · {started}"
     if job.state in ("completed", "delivered"):
         return f"✅ Done · {charge_line or job.model} · {started}"
     if job.state == "cancelled":

@@ -403,8 +403,8 @@ class JobService:
 
     async def _poll(self, job: Job) -> None:
         if self.clock() >= job.deadline_at:
-            minutes = max(1, int((job.deadline_at - job.created_at) // 60))
-            await self._fail(job, f"it did not finish within {minutes} minutes", announce=True)
+            minutes = max(1, round((job.deadline_at - job.created_at) / 60))
+            await self._fail(job, f"it did not finish within the {minutes}-minute deadline", announce=True)
             return
         assert job.hypereal_job_id is not None
         try:

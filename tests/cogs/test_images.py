@@ -119,7 +119,7 @@ async def test_animate_turns_the_image_into_a_video_job(running_bot: RunningBot)
     fake = running_bot.fake
     message = await _result(fake, await fake.invoke("image", prompt="a fox"))
     status = await fake.response(await fake.click(message, message.custom_ids()[2]))
-    assert status.content.startswith("⏳ Generating a video · kling-3-0-std-i2v · 42 credits")
+    assert status.content.startswith("⏳ Generating · kling-3-0-std-i2v · 42 credits")
     video = await fake.wait_for(
         lambda: next((m for m in fake.messages() if m.id != message.id and m.latest_files), None)
     )

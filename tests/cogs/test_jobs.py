@@ -74,7 +74,7 @@ async def _sandbox_job(sandbox: SandboxProvider, fake: FakeDiscord) -> Any:
 async def test_video_by_webhook_replies_with_one_mp4_and_settles(webhook_bot: RunningBot) -> None:
     fake, sandbox = webhook_bot.fake, webhook_bot.sandbox
     status = await fake.response(await fake.invoke("video", prompt="a cat surfing"))
-    assert status.content.startswith("⏳ Generating a video · kling-3-0-std-t2v · 42 credits · started <t:")
+    assert status.content.startswith("⏳ Generating · kling-3-0-std-t2v · 42 credits · started <t:")
     assert not status.ephemeral
     result = await _one_result(fake)
     assert result.latest_files[0].filename.endswith(".mp4")

@@ -1,0 +1,262 @@
+"""The job lifecycle without Discord: real SQLite, the sandbox over loopback, a recording delivery side."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import build_services
+from bot.catalog import Catalog
+from bot.db import Database
+from bot.download import AllowList, DownloadedFile, SafeDownloader
+from bot.hypereal import HyperealClient
+from bot.jobs import JobService, JobTiming, JobUnconfirmed, Receipt
+from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
+from bot.paid import Charge, PaidRequests, Requester
+from bot.sandbox import SandboxProvider
+from bot.settings import Settings
+from tests.conftest import HYPEREAL_KEY
+
+GUILD = 1
+REQUESTER = Requester(guild_id=GUILD, user_id=2, channel_id=3)
+
+
+@dataclass
+class RecordingDelivery:
+    """The Discord side, reduced to what the service hands it."""
+
+    delivered: list[tuple[str, bytes, Charge]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    async def deliver(self, job: Job, file: DownloadedFile | None, charge: Charge, problem: str | None) -> Receipt:
+        assert file is not None, problem
+        self.delivered.append((job.id, file.path.read_bytes(), charge))
+        return Receipt(message_id=len(self.delivered), channel_id=job.channel_id)
+
+    async def announce_failure(self, job: Job, reason: str, charge: Charge | None) -> None:
+        self.failures.append((job.id, reason))
+
+
+@dataclass
+class Harness:
+    jobs: JobService
+    paid: PaidRequests
+    sandbox: SandboxProvider
+    delivery: RecordingDelivery
+    db: Database
+
+    async def state(self, job_id: str) -> str:
+        job = await self.jobs.store.get(job_id)
+        assert job is not None
+        return job.state
+
+    async def reservation(self, job_id: str) -> str:
+        return str(await self.db.fetch_value("SELECT state FROM reservations WHERE key = ?", (f"job:{job_id}",)))
+
+    async def until(self, predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = predicate()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("condition not met in time")
+
+
+MakeHarness = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_harness(sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator[MakeHarness]:
+    """Build a job service over a fresh database; options change timing, public URL and client timeout."""
+    opened: list[tuple[Database, JobService, SafeDownloader, aiohttp.ClientSession]] = []
+
+    async def make(*, public_url: str | None = None, timeout: float = 10.0, **timing: float) -> Harness:
+        db = await Database.open(tmp_path / f"jobs{len(opened)}.sqlite3")
+        await db.migrate()
+        http = aiohttp.ClientSession()
+        settings = Settings(_env_file=None, discord_token="x", hypereal_api_key=HYPEREAL_KEY)  # type: ignore[call-arg]
+        hypereal = HyperealClient(http, sandbox.base_url, settings.hypereal_api_key, timeout=timeout)  # type: ignore[arg-type]
+        downloader = SafeDownloader(AllowList.parse([sandbox.base_url]), max_bytes=10_000_000)
+        services = build_services(settings, db, http, hypereal, Catalog.load(), downloader, time.time)
+        jobs = JobService(
+            store=JobStore(db, time.time),
+            hypereal=hypereal,
+            paid=services.paid,
+            catalog=services.catalog,
+            downloader=downloader,
+            clock=time.time,
+            public_url=public_url,
+            timing=JobTiming(**{"first_poll": 0.1, "max_poll": 0.2, **timing}),
+        )
+        delivery = RecordingDelivery()
+        jobs.attach(delivery)
+        opened.append((db, jobs, downloader, http))
+        return Harness(jobs, services.paid, sandbox, delivery, db)
+
+    yield make
+    for db, jobs, downloader, http in opened:
+        await jobs.stop()
+        await downloader.close()
+        await http.close()
+        await db.close()
+
+
+async def _no_status(job: Job) -> None:
+    return None
+
+
+async def test_a_video_is_submitted_once_polled_settled_and_delivered(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    h.jobs.start()
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("a wave"), upload_limit=None, on_reserved=_no_status)
+    assert job.state == "pending"
+    assert await h.reservation(job.id) == "held"
+    await h.until(lambda: h.delivery.delivered)
+    (delivered_id, data, charge) = h.delivery.delivered[0]
+    assert delivered_id == job.id
+    assert data[4:8] == b"ftyp"  # an MP4
+    assert charge.credits == 40  # what Hypereal reported, not the 42 estimated
+    await h.until(lambda: _eq(h.state(job.id), "delivered"))
+    assert await h.reservation(job.id) == "settled"
+    assert len([r for r in h.sandbox.requests if r.path == "/v1/videos/generate"]) == 1
+    assert await h.paid.ledger.check_invariants() == []
+
+
+async def _eq(value: Any, expected: Any) -> bool:
+    return (await value) == expected
+
+
+async def test_transitions_have_exactly_one_winner(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    store = h.jobs.store
+    job = await store.create(
+        NewJob(new_job_id(), GUILD, 3, 2, "video", "m", "video", {}, "k", 1),
+        webhook_token=None,
+        deadline_at=int(time.time()) + 60,
+        recheck_at=time.time() + 60,
+    )
+    assert await store.mark_pending(job.id, "hj", None, 1, time.time())
+    assert not await store.mark_pending(job.id, "other", None, 1, time.time())
+    wins = await asyncio.gather(*(store.mark_completed(job.id, f"https://x/{n}", 1) for n in range(10)))
+    assert wins.count(True) == 1
+    assert not await store.mark_failed(job.id, "late failure")
+    assert await store.mark_delivered(job.id, 1, 3, None)
+    assert not await store.mark_delivered(job.id, 2, 3, None)
+
+
+async def test_webhook_tokens_are_stored_hashed(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    token = new_webhook_token()
+    assert len(token) >= 32  # 192 random bits, URL-safe
+    job = await h.jobs.store.create(
+        NewJob(new_job_id(), GUILD, 3, 2, "video", "m", "video", {}, "k", 1),
+        webhook_token=token,
+        deadline_at=int(time.time()) + 60,
+        recheck_at=time.time() + 60,
+    )
+    stored = await h.db.fetch_value("SELECT webhook_token_hash FROM jobs WHERE id = ?", (job.id,))
+    assert token not in stored
+    found = await h.jobs.job_for_token(token)
+    assert found is not None
+    assert found.id == job.id
+    assert await h.jobs.job_for_token(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+
+
+async def test_an_unanswered_submit_is_never_resent_and_is_refunded_after_the_grace(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness(timeout=0.3, submit_grace=0.6)
+    h.sandbox.faults.delay_seconds = 1.0  # Hypereal answers after our client gave up
+    h.jobs.start()
+    with pytest.raises(JobUnconfirmed, match="did not confirm"):
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("slow"), upload_limit=None, on_reserved=_no_status)
+    (job,) = await h.jobs.store.unfinished()
+    assert job.state == "submitting"
+    assert await h.reservation(job.id) == "held"
+    await h.until(lambda: h.delivery.failures)
+    assert h.delivery.failures == [(job.id, "Hypereal never confirmed the job")]
+    assert await h.state(job.id) == "failed"
+    assert await h.reservation(job.id) == "refunded"
+    assert len([r for r in h.sandbox.requests if r.path == "/v1/videos/generate"]) == 1
+
+
+async def test_an_unanswered_submit_is_adopted_when_its_webhook_arrives(make_harness: MakeHarness) -> None:
+    h = await make_harness(public_url="https://bot.example", timeout=0.3, submit_grace=30)
+    h.sandbox.faults.delay_seconds = 0.6
+    h.sandbox.faults.drop_webhooks = True  # the test plays Hypereal's webhook itself
+    h.jobs.start()
+    with pytest.raises(JobUnconfirmed):
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("adopt me"), upload_limit=None, on_reserved=_no_status)
+    await h.until(lambda: h.sandbox.jobs)
+    h.sandbox.faults.delay_seconds = 0  # Hypereal is fast again for the polls
+    (sandbox_job,) = h.sandbox.jobs.values()
+    (job,) = await h.jobs.store.unfinished()
+    token_url = next(r.json["webhook_url"] for r in h.sandbox.requests if r.path == "/v1/videos/generate")
+    token = token_url.rsplit("/", 1)[1]
+    found = await h.jobs.job_for_token(token)
+    assert found is not None
+    assert await h.jobs.accept_webhook(found, {"jobId": sandbox_job.id, "status": "processing"}, sandbox_job.id) == (
+        200,
+        "ok",
+    )
+    await h.until(lambda: h.delivery.delivered)
+    assert h.delivery.delivered[0][0] == job.id
+    assert await h.reservation(job.id) == "settled"
+
+
+async def test_a_job_past_its_deadline_is_failed_and_refunded(make_harness: MakeHarness) -> None:
+    h = await make_harness(deadline=0.5)
+    h.sandbox.faults.job_delay = 60
+    h.jobs.start()
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("never ends"), upload_limit=None, on_reserved=_no_status)
+    await h.until(lambda: h.delivery.failures)
+    assert h.delivery.failures == [(job.id, "it did not finish within the 1-minute deadline")]
+    assert await h.reservation(job.id) == "refunded"
+
+
+async def test_the_early_status_quirk_is_not_terminal_but_a_real_failure_is(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    h.sandbox.faults.early_status_failures = 3
+    h.jobs.start()
+    ok = await h.jobs.submit(REQUESTER, h.jobs.plan_video("quirky"), upload_limit=None, on_reserved=_no_status)
+    await h.until(lambda: h.delivery.delivered)
+    assert h.delivery.delivered[0][0] == ok.id
+    h.sandbox.faults.early_status_failures = 0
+    h.sandbox.faults.fail_jobs = True
+    bad = await h.jobs.submit(REQUESTER, h.jobs.plan_video("doomed"), upload_limit=None, on_reserved=_no_status)
+    await h.until(lambda: h.delivery.failures)
+    assert h.delivery.failures == [(bad.id, "Generation failed (sandbox)")]
+    assert await h.reservation(bad.id) == "refunded"
+
+
+async def test_recover_refunds_reservations_a_crash_orphaned(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    h.sandbox.faults.job_delay = 60
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("keep"), upload_limit=None, on_reserved=_no_status)
+    await h.paid.reserve(REQUESTER, "image", "nano-banana-t2i", 4, "image:lost")
+    assert await h.jobs.recover() == 1
+    assert await h.db.fetch_value("SELECT state FROM reservations WHERE key = 'image:lost'") == "refunded"
+    assert await h.reservation(job.id) == "held"  # the unfinished job keeps its reservation
+
+
+async def test_cancel_keeps_credits_hypereal_charged_and_refunds_unconfirmed_ones(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    h.sandbox.faults.job_delay = 60
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("stop me"), upload_limit=None, on_reserved=_no_status)
+    with pytest.raises(Exception, match="Only the member who started"):
+        await h.jobs.cancel(job.id, user_id=999)
+    text = await h.jobs.cancel(job.id, REQUESTER.user_id)
+    assert "its 40 credits stay spent" in text
+    assert await h.reservation(job.id) == "settled"
+    with pytest.raises(Exception, match="already cancelled"):
+        await h.jobs.cancel(job.id, REQUESTER.user_id)
