@@ -30,6 +30,7 @@ from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.paid import PaidRequests
 from bot.services import Services
 from bot.settings import Settings
+from bot.transcribe import TranscriptionService
 from bot.web import HealthProbe, WebServer, create_web_app
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def build_services(
         chat=chat,
         images=images,
         jobs=jobs,
+        transcription=TranscriptionService(hypereal=hypereal, catalog=catalog, paid=paid),
     )
 
 

@@ -30,6 +30,7 @@ INITIAL_EXTENSIONS: tuple[str, ...] = (
     "cogs.images",
     "cogs.chat",
     "cogs.jobs",
+    "cogs.media",
 )
 
 COMMANDS_HASH_KEY = "global_commands_hash"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.jobs import JobService
     from bot.paid import PaidRequests
     from bot.settings import Settings
+    from bot.transcribe import TranscriptionService
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,4 @@ class Services:
     chat: ChatService
     images: ImageService
     jobs: JobService
+    transcription: TranscriptionService

@@ -9,7 +9,9 @@ deduplicated by Discord.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import io
 import logging
 import re
 from pathlib import Path
@@ -23,6 +25,7 @@ from bot.download import DownloadedFile
 from bot.images import InputImage, check_input_image
 from bot.jobs import DeliveryRetry, Job, JobPlan, JobUnconfirmed, Receipt
 from bot.paid import Charge
+from bot.preview import PreviewFailed, render_glb_preview
 from cogs._shared import NO_MENTIONS, confirm_price, requester_of, require_guild, show_error
 
 if TYPE_CHECKING:
@@ -40,6 +43,22 @@ STATE_ICONS = {
     "cancelled": "⏹️",
 }
 EXTENSIONS = {"video": ".mp4", "audio_clone": ".mp3", "audio_tts": ".mp3", "model3d": ".glb"}
+EXTENSION_OF_TYPE = {
+    "video/mp4": ".mp4",
+    "audio/mpeg": ".mp3",
+    "audio/mp3": ".mp3",
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+    "audio/wave": ".wav",
+    "model/gltf-binary": ".glb",
+}
+NOUNS = {"video": "video", "model3d": "3D model", "audio_tts": "speech", "audio_clone": "cloned voice"}
+PREVIEW_NAME = "preview.png"
+
+
+def _extension(job: Job, file: DownloadedFile) -> str:
+    content_type = file.content_type.split(";")[0].strip().lower()
+    return EXTENSION_OF_TYPE.get(content_type) or EXTENSIONS.get(job.category, "")
 
 
 def status_text(job: Job, charge_line: str | None = None) -> str:
@@ -263,7 +282,7 @@ class Jobs(commands.Cog):
 
     async def deliver(self, job: Job, file: DownloadedFile | None, charge: Charge, problem: str | None) -> Receipt:
         """Reply to the status message with the result; DM the requester when the channel is gone."""
-        noun = {"video": "video", "model3d": "3D model"}.get(job.category, "audio")
+        noun = NOUNS.get(job.category, "result")
         content = f"<@{job.user_id}> your {noun} is ready · {charge.cost_line()}"
         if job.prompt:
             content += f"\n> {job.prompt[:300]}"
@@ -279,10 +298,19 @@ class Jobs(commands.Cog):
                 description=f"Too large to attach here ({(file.size if file else 0) // (1024 * 1024)} MB).",
             )
         mentions = discord.AllowedMentions(users=[discord.Object(job.user_id)], everyone=False, roles=False)
-        filename = f"{job.category}-{job.id}{EXTENSIONS.get(job.category, '')}"
+        filename = f"{job.category}-{job.id}{_extension(job, file) if file else ''}"
+        preview = await self._preview(job, file) if attach else None
+        if preview is not None:
+            embed = discord.Embed(title="Preview (the .glb opens in any 3D viewer)", colour=discord.Colour.blurple())
+            embed.set_image(url=f"attachment://{PREVIEW_NAME}")
 
         def files() -> list[discord.File]:
-            return [discord.File(Path(file.path), filename=filename)] if attach and file is not None else []
+            if not attach or file is None:
+                return []
+            attached = [discord.File(Path(file.path), filename=filename)]
+            if preview is not None:
+                attached.append(discord.File(io.BytesIO(preview), filename=PREVIEW_NAME))
+            return attached
 
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
         reference = (
@@ -306,6 +334,17 @@ class Jobs(commands.Cog):
             raise DeliveryRetry(type(exc).__name__) from exc
         await self._edit_status(job, status_text(job, charge.cost_line()))
         return Receipt(message.id, message.channel.id)
+
+    @staticmethod
+    async def _preview(job: Job, file: DownloadedFile | None) -> bytes | None:
+        """A PNG of a 3D model (Discord cannot show GLB); None for other results or an unreadable model."""
+        if job.category != "model3d" or file is None:
+            return None
+        try:
+            return await asyncio.to_thread(render_glb_preview, file.path)
+        except PreviewFailed as exc:
+            log.info("no 3D preview for job=%s: %s", job.id, exc)
+            return None
 
     async def _deliver_by_dm(self, job: Job, content: str, files: Any, send_args: dict[str, Any]) -> Receipt:
         try:

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 EARLY_FAILURES_IGNORED = 6
 QUIRK_TEXT = "failed to check status"
 MAX_DELIVERY_ATTEMPTS = 5
+MAX_SPEECH_CHARS = 5000
 POLL_KIND = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3d"}
 KIND_NOUN = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3D model"}
 
@@ -173,10 +174,55 @@ class JobService:
         """Image → video with the default image-to-video model (the Animate button)."""
         return self.plan_video(prompt or "Bring this image to life with gentle, natural motion.", image_url=image_url)
 
-    def plan_model3d(self, image_url: str) -> JobPlan:
-        """Image → 3D model with the default image-to-3D model (the To 3D button)."""
-        spec = self.catalog.default("model3d")
+    def plan_model3d(self, image_url: str, model: str | None = None) -> JobPlan:
+        """Image → 3D model (``/3d`` and the To 3D button)."""
+        spec = self.catalog.require(model, "model3d") if model else self.catalog.default("model3d")
+        if tuple(spec.requires) != ("image",):
+            raise InvalidInput(
+                f"`{spec.id}` does not make a model from one image. Use /3d-multiview for multi-view models, "
+                f"or pick an image model such as `{self.catalog.default('model3d').id}`."
+            )
         return JobPlan(category="model3d", spec=spec, input={"image": image_url}, estimate=self.catalog.quote(spec.id))
+
+    def plan_multiview(self, views: dict[str, str], model: str | None = None) -> JobPlan:
+        """Several views of one object → 3D model. ``views`` maps front/back/left/right to image URLs."""
+        spec = self.catalog.require(model, "model3d") if model else self.catalog.default("model3d_multiview")
+        keys = {f"{side}_image_url": url for side, url in views.items()}
+        needed = [name for name in spec.requires if name.endswith("_image_url")]
+        if not needed:
+            raise InvalidInput(f"`{spec.id}` is not a multi-view model. Use /3d for one image.")
+        missing = [name.removesuffix("_image_url") for name in needed if name not in keys]
+        if missing:
+            raise InvalidInput(f"`{spec.id}` needs the {', '.join(missing)} view(s) too. Attach them and try again.")
+        request = {name: keys[name] for name in needed}
+        return JobPlan(category="model3d", spec=spec, input=request, estimate=self.catalog.quote(spec.id))
+
+    def plan_tts(self, text: str, *, model: str | None = None, format: str | None = None) -> JobPlan:
+        """Text → speech. Emotion tags such as ``(happy)`` at the start pass through untouched."""
+        spec = self.catalog.require(model, "audio_tts") if model else self.catalog.default("audio_tts")
+        spoken = self._check_text(text)
+        options = self.catalog.validate_options(spec, {"format": format})
+        return JobPlan(
+            category="audio_tts", spec=spec, input={"text": spoken, **options}, estimate=self.catalog.quote(spec.id)
+        )
+
+    def plan_voice_clone(self, text: str, sample_url: str) -> JobPlan:
+        """Speak ``text`` in the voice of the audio sample at ``sample_url``."""
+        spec = self.catalog.default("audio_clone")
+        spoken = self._check_text(text)
+        request = {"text": spoken, "audio": sample_url}
+        return JobPlan(category="audio_clone", spec=spec, input=request, estimate=self.catalog.quote(spec.id))
+
+    @staticmethod
+    def _check_text(text: str) -> str:
+        spoken = text.strip()
+        if not spoken:
+            raise InvalidInput("The text is empty. Write what should be said and try again.")
+        if len(spoken) > MAX_SPEECH_CHARS:
+            raise InvalidInput(
+                f"Speech text can be up to {MAX_SPEECH_CHARS} characters; yours has {len(spoken)}. Shorten it."
+            )
+        return spoken
 
     # ── submit ───────────────────────────────────────────────────────────────
 

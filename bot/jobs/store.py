@@ -73,8 +73,9 @@ class Job:
 
     @property
     def prompt(self) -> str:
-        """The prompt the job was asked with (empty for prompt-less models)."""
-        return str(self.request.get("input", {}).get("prompt", ""))
+        """The prompt (or text to speak) the job was asked with; empty for models that take neither."""
+        given = self.request.get("input", {})
+        return str(given.get("prompt") or given.get("text") or "")
 
     @property
     def is_open(self) -> bool:

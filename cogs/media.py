@@ -1,0 +1,187 @@
+"""Audio and 3D: /tts, /voice-clone, /transcribe, /3d and /3d-multiview.
+
+Speech, voice clones and 3D models go through the async job pipeline (status message, result as a
+reply, exactly once — see ``cogs.jobs``), even when Hypereal answers at once. Transcription is a
+quick synchronous request and answers with the text and an ``.srt`` file.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.images import InputImage, check_input_image
+from bot.transcribe import AudioInput, check_audio
+from cogs._shared import NO_MENTIONS, confirm_price, requester_of, require_guild
+
+if TYPE_CHECKING:
+    from bot.bot import HyperealBot
+    from bot.jobs import JobPlan
+    from cogs.jobs import Jobs
+
+TRANSCRIPT_INLINE_CHARS = 1800
+
+
+def _image(attachment: discord.Attachment) -> str:
+    check_input_image(
+        InputImage(
+            url=attachment.url, content_type=attachment.content_type, size=attachment.size, filename=attachment.filename
+        )
+    )
+    return attachment.url
+
+
+def _audio(attachment: discord.Attachment) -> AudioInput:
+    audio = AudioInput(url=attachment.url, content_type=attachment.content_type, size=attachment.size)
+    check_audio(audio)
+    return audio
+
+
+class Media(commands.Cog):
+    """Speech, voice cloning, transcription and 3D models."""
+
+    def __init__(self, bot: HyperealBot) -> None:
+        self.bot = bot
+
+    async def _start(self, interaction: discord.Interaction[HyperealBot], plan: JobPlan) -> None:
+        jobs: Jobs = self.bot.get_cog("Jobs")  # type: ignore[assignment]
+        await jobs.start(interaction, plan)
+
+    def _models(self, current: str, *categories: str, where: Any = None) -> list[app_commands.Choice[str]]:
+        choices = self.bot.services.catalog.search(current, *categories, where=where)
+        return [app_commands.Choice(name=c.label, value=c.value) for c in choices]
+
+    # ── speech ───────────────────────────────────────────────────────────────
+
+    @app_commands.command(name="tts")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        text="What to say; start with emotion tags like (happy) or (excited)(laughing)",
+        model="Speech model",
+        format="Audio file format",
+    )
+    @app_commands.choices(
+        format=[app_commands.Choice(name="mp3", value="mp3"), app_commands.Choice(name="wav", value="wav")]
+    )
+    async def tts(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        text: app_commands.Range[str, 1, 4000],
+        model: str | None = None,
+        format: str | None = None,
+    ) -> None:
+        """Turn text into speech (emotion tags like (happy) pass through)."""
+        require_guild(interaction)
+        await self._start(interaction, self.bot.services.jobs.plan_tts(text, model=model, format=format))
+
+    @tts.autocomplete("model")
+    async def _tts_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
+        return self._models(current, "audio_tts")
+
+    @app_commands.command(name="voice-clone")
+    @app_commands.guild_only()
+    @app_commands.describe(text="What the cloned voice should say", sample="A clear recording of the voice to clone")
+    async def voice_clone(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        text: app_commands.Range[str, 1, 4000],
+        sample: discord.Attachment,
+    ) -> None:
+        """Say a text in the voice of an audio sample."""
+        require_guild(interaction)
+        audio = _audio(sample)
+        await self._start(interaction, self.bot.services.jobs.plan_voice_clone(text, audio.url))
+
+    @app_commands.command(name="transcribe")
+    @app_commands.guild_only()
+    @app_commands.describe(audio="The recording to transcribe", language="Language code, e.g. en (default: detect)")
+    async def transcribe(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        audio: discord.Attachment,
+        language: app_commands.Range[str, 2, 10] | None = None,
+    ) -> None:
+        """Turn speech into text, with an .srt subtitle file."""
+        require_guild(interaction)
+        services = self.bot.services
+        requester = requester_of(interaction)
+        clip = _audio(audio)
+        await services.paid.check_channel(requester, "audio_asr")
+        estimate = services.transcription.estimate(clip)
+        if await services.paid.needs_confirmation(requester, estimate):
+            answered = await confirm_price(interaction, "This transcription", estimate)
+            if answered is None:
+                return
+            interaction = answered
+
+        async def defer() -> None:
+            if not interaction.response.is_done():
+                await interaction.response.defer(thinking=True)
+
+        transcript = await services.transcription.run(
+            requester, clip, f"asr:{interaction.id}", language=language, on_reserved=defer
+        )
+        text = transcript.text.strip() or "*(no speech found)*"
+        shown = (
+            text if len(text) <= TRANSCRIPT_INLINE_CHARS else text[:TRANSCRIPT_INLINE_CHARS] + "… (full text attached)"
+        )
+        files = [discord.File(io.BytesIO(transcript.srt.encode()), filename="transcript.srt")]
+        if len(text) > TRANSCRIPT_INLINE_CHARS:
+            files.append(discord.File(io.BytesIO(text.encode()), filename="transcript.txt"))
+        await interaction.followup.send(
+            f"📝 {shown}\n-# {transcript.charge.cost_line()}", files=files, allowed_mentions=NO_MENTIONS
+        )
+
+    # ── 3D ───────────────────────────────────────────────────────────────────
+
+    @app_commands.command(name="3d")
+    @app_commands.guild_only()
+    @app_commands.describe(image="A picture of one object", model="3D model to use")
+    async def model3d(
+        self, interaction: discord.Interaction[HyperealBot], image: discord.Attachment, model: str | None = None
+    ) -> None:
+        """Make a 3D model (GLB, with a preview picture) from one image."""
+        require_guild(interaction)
+        await self._start(interaction, self.bot.services.jobs.plan_model3d(_image(image), model))
+
+    @model3d.autocomplete("model")
+    async def _image_3d_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
+        return self._models(current, "model3d", where=lambda spec: tuple(spec.requires) == ("image",))
+
+    @app_commands.command(name="3d-multiview")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        front="The object from the front",
+        back="From the back",
+        left="From the left",
+        right="From the right (some models need it)",
+        model="Multi-view 3D model",
+    )
+    async def model3d_multiview(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        front: discord.Attachment,
+        back: discord.Attachment,
+        left: discord.Attachment,
+        right: discord.Attachment | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Make a 3D model (GLB, with a preview picture) from several views of one object."""
+        require_guild(interaction)
+        views = {"front": _image(front), "back": _image(back), "left": _image(left)}
+        if right is not None:
+            views["right"] = _image(right)
+        await self._start(interaction, self.bot.services.jobs.plan_multiview(views, model))
+
+    @model3d_multiview.autocomplete("model")
+    async def _multiview_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
+        return self._models(current, "model3d", where=lambda spec: any(n.endswith("_image_url") for n in spec.requires))
+
+
+async def setup(bot: HyperealBot) -> None:
+    """Extension entry point."""
+    await bot.add_cog(Media(bot))
