@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,29 @@ async def test_concurrent_transactions_are_serialised(tmp_path: Path) -> None:
 
         await asyncio.gather(*(increment() for _ in range(100)))
         assert await db.fetch_value("SELECT n FROM counter") == 100
+
+
+async def test_run_in_transaction_commits_or_rolls_back_as_one(tmp_path: Path) -> None:
+    async with await Database.open(tmp_path / "bot.sqlite3") as db:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+
+        def add_two(conn: sqlite3.Connection) -> int:
+            conn.execute("INSERT INTO t VALUES (1)")
+            conn.execute("INSERT INTO t VALUES (2)")
+            return int(conn.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+
+        def add_then_fail(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (3)")
+            raise ValueError("changed my mind")
+
+        assert await db.run_in_transaction(add_two) == 2
+        with pytest.raises(ValueError, match="changed my mind"):
+            await db.run_in_transaction(add_then_fail)
+        assert [row[0] for row in await db.fetch_all("SELECT x FROM t ORDER BY x")] == [1, 2]
+        # Interleaved with the per-statement transactions, nothing mixes.
+        results = await asyncio.gather(
+            *(db.run_in_transaction(add_two) for _ in range(20)),
+            *(db.execute("INSERT INTO t VALUES (9)") for _ in range(20)),
+        )
+        assert len(results) == 40
+        assert await db.fetch_value("SELECT COUNT(*) FROM t") == 2 + 40 + 20

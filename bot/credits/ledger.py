@@ -21,8 +21,6 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from bot.credits.errors import BudgetFrozen, InsufficientCredits, QuotaExceeded, ReservationNotFound
 from bot.credits.periods import PERIODS, next_reset, period_start
 from bot.db import Database
@@ -119,19 +117,18 @@ class CreditLedger:
 
     # ── budget rows: lazy creation and exact rollover ────────────────────────
 
-    async def _budget(self, conn: aiosqlite.Connection, guild_id: int) -> GuildBudget:
+    def _budget(self, conn: sqlite3.Connection, guild_id: int) -> GuildBudget:
         """The guild's budget inside an open write transaction, created or rolled over as needed."""
         now = self._now()
-        cursor = await conn.execute("SELECT * FROM guild_budgets WHERE guild_id = ?", (guild_id,))
-        row = await cursor.fetchone()
+        row = conn.execute("SELECT * FROM guild_budgets WHERE guild_id = ?", (guild_id,)).fetchone()
         if row is None:
             start = period_start(self.default_period, now)
-            await conn.execute(
+            conn.execute(
                 "INSERT INTO guild_budgets (guild_id, period, allowance, balance, reserved, period_start, created_at)"
                 " VALUES (?, ?, ?, 0, 0, ?, ?)",
                 (guild_id, self.default_period, self.default_allowance, start, now),
             )
-            await self._append(
+            self._append(
                 conn, f"init:{guild_id}", guild_id, "grant", self.default_allowance, 0, note="initial allowance"
             )
             return GuildBudget(guild_id, self.default_period, self.default_allowance, self.default_allowance, 0,
@@ -150,17 +147,17 @@ class CreditLedger:
             return budget
         start = period_start(budget.period, now)
         new_balance = budget.allowance - budget.reserved
-        await self._append(
+        self._append(
             conn, f"rollover:{guild_id}:{start}", guild_id, "rollover", new_balance - budget.balance, 0,
             note=f"new {budget.period} period",
         )  # fmt: skip
-        await conn.execute("UPDATE guild_budgets SET period_start = ? WHERE guild_id = ?", (start, guild_id))
+        conn.execute("UPDATE guild_budgets SET period_start = ? WHERE guild_id = ?", (start, guild_id))
         return GuildBudget(guild_id, budget.period, budget.allowance, new_balance, budget.reserved, start,
                            budget.frozen)  # fmt: skip
 
-    async def _append(
+    def _append(
         self,
-        conn: aiosqlite.Connection,
+        conn: sqlite3.Connection,
         key: str,
         guild_id: int,
         kind: str,
@@ -174,7 +171,7 @@ class CreditLedger:
         note: str | None = None,
     ) -> bool:
         """One ledger row and the matching counter update; False (no change) when the key exists already."""
-        cursor = await conn.execute(
+        cursor = conn.execute(
             "INSERT OR IGNORE INTO ledger (key, guild_id, kind, balance_delta, reserved_delta, user_id, category,"
             " reservation_key, actor_id, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key, guild_id, kind, balance_delta, reserved_delta, user_id, category, reservation_key, actor_id,
@@ -182,7 +179,7 @@ class CreditLedger:
         )  # fmt: skip
         if cursor.rowcount == 0:
             return False
-        await conn.execute(
+        conn.execute(
             "UPDATE guild_budgets SET balance = balance + ?, reserved = reserved + ? WHERE guild_id = ?",
             (balance_delta, reserved_delta, guild_id),
         )
@@ -190,43 +187,44 @@ class CreditLedger:
 
     # ── caps ─────────────────────────────────────────────────────────────────
 
-    async def _effective_cap(
-        self, conn: aiosqlite.Connection, guild_id: int, user_id: int, role_ids: Sequence[int], category: str
+    @staticmethod
+    def _effective_cap(
+        conn: sqlite3.Connection, guild_id: int, user_id: int, role_ids: Sequence[int], category: str
     ) -> tuple[bool, int | None]:
         """(is there a cap, the cap). A personal cap wins; else the highest role cap; else the default."""
-        cursor = await conn.execute(
+        row = conn.execute(
             "SELECT cap FROM user_caps WHERE guild_id = ? AND user_id = ? AND category = ?",
             (guild_id, user_id, category),
-        )
-        row = await cursor.fetchone()
+        ).fetchone()
         if row is not None:
             return row["cap"] is not None, row["cap"]
         if role_ids:
             marks = ",".join("?" * len(role_ids))
-            cursor = await conn.execute(
-                f"SELECT cap FROM role_caps WHERE guild_id = ? AND category = ? AND role_id IN ({marks})",
-                (guild_id, category, *role_ids),
-            )
-            caps = [r["cap"] for r in await cursor.fetchall()]
+            caps = [
+                r["cap"]
+                for r in conn.execute(
+                    f"SELECT cap FROM role_caps WHERE guild_id = ? AND category = ? AND role_id IN ({marks})",
+                    (guild_id, category, *role_ids),
+                ).fetchall()
+            ]
             if caps:
                 if any(cap is None for cap in caps):
                     return False, None  # an unlimited role wins
                 return True, max(caps)
-        cursor = await conn.execute(
+        row = conn.execute(
             "SELECT cap FROM user_caps WHERE guild_id = ? AND user_id = 0 AND category = ?", (guild_id, category)
-        )
-        row = await cursor.fetchone()
+        ).fetchone()
         if row is not None and row["cap"] is not None:
             return True, row["cap"]
         return False, None
 
-    async def _used(self, conn: aiosqlite.Connection, guild_id: int, user_id: int, category: str, start: int) -> int:
-        cursor = await conn.execute(
+    @staticmethod
+    def _used(conn: sqlite3.Connection, guild_id: int, user_id: int, category: str, start: int) -> int:
+        row = conn.execute(
             "SELECT COALESCE(SUM(CASE state WHEN 'held' THEN estimate WHEN 'settled' THEN actual ELSE 0 END), 0)"
             " FROM reservations WHERE guild_id = ? AND user_id = ? AND category = ? AND period_start = ?",
             (guild_id, user_id, category, start),
-        )
-        row = await cursor.fetchone()
+        ).fetchone()
         return int(row[0]) if row else 0
 
     # ── reservations ─────────────────────────────────────────────────────────
@@ -251,59 +249,62 @@ class CreditLedger:
             raise ValueError("estimate must not be negative")
         if category not in BUDGET_CATEGORIES:
             raise ValueError(f"unknown budget category {category!r}")
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute("SELECT * FROM reservations WHERE key = ?", (key,))
-            existing = await cursor.fetchone()
+
+        def work(conn: sqlite3.Connection) -> Reservation:
+            existing = conn.execute("SELECT * FROM reservations WHERE key = ?", (key,)).fetchone()
             if existing is not None:
                 return _reservation(existing)
-            budget = await self._budget(conn, guild_id)
+            budget = self._budget(conn, guild_id)
             if budget.frozen:
                 raise BudgetFrozen()
             if budget.balance < estimate:
                 raise InsufficientCredits(estimate, max(budget.balance, 0), budget.resets_at)
-            capped, cap = await self._effective_cap(conn, guild_id, user_id, role_ids, category)
+            capped, cap = self._effective_cap(conn, guild_id, user_id, role_ids, category)
             if capped and cap is not None:
-                used = await self._used(conn, guild_id, user_id, category, budget.period_start)
+                used = self._used(conn, guild_id, user_id, category, budget.period_start)
                 if used + estimate > cap:
                     raise QuotaExceeded(category, cap, used, budget.resets_at)
             now = self._now()
-            await conn.execute(
+            conn.execute(
                 "INSERT INTO reservations (key, guild_id, user_id, channel_id, category, model, estimate, state,"
                 " period_start, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?)",
                 (key, guild_id, user_id, channel_id, category, model, estimate, budget.period_start, now),
             )
-            await self._append(
+            self._append(
                 conn, f"reserve:{key}", guild_id, "reserve", -estimate, estimate,
                 user_id=user_id, category=category, reservation_key=key,
             )  # fmt: skip
-        return Reservation(key, guild_id, user_id, category, model, estimate, None, "held", now)
+            return Reservation(key, guild_id, user_id, category, model, estimate, None, "held", now)
+
+        return await self.db.run_in_transaction(work)
 
     async def _close(self, key: str, state: str, actual: int | None, note: str | None) -> Reservation:
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute("SELECT * FROM reservations WHERE key = ?", (key,))
-            row = await cursor.fetchone()
+        def work(conn: sqlite3.Connection) -> Reservation:
+            row = conn.execute("SELECT * FROM reservations WHERE key = ?", (key,)).fetchone()
             if row is None:
                 raise ReservationNotFound(key)
             reservation = _reservation(row)
             if reservation.state != "held":
                 return reservation  # settled or refunded already: a retry changes nothing
-            await self._budget(conn, reservation.guild_id)  # roll over first, so the rows stay in order
+            self._budget(conn, reservation.guild_id)  # roll over first, so the rows stay in order
             charged = actual if state == "settled" else 0
             assert charged is not None
-            await conn.execute(
+            conn.execute(
                 "UPDATE reservations SET state = ?, actual = ?, closed_at = ? WHERE key = ? AND state = 'held'",
                 (state, charged, self._now(), key),
             )
             kind = "settle" if state == "settled" else "refund"
-            await self._append(
+            self._append(
                 conn, f"{kind}:{key}", reservation.guild_id, kind, reservation.estimate - charged,
                 -reservation.estimate, user_id=reservation.user_id, category=reservation.category,
                 reservation_key=key, note=note,
             )  # fmt: skip
-        return Reservation(
-            reservation.key, reservation.guild_id, reservation.user_id, reservation.category, reservation.model,
-            reservation.estimate, charged, state, reservation.created_at,
-        )  # fmt: skip
+            return Reservation(
+                reservation.key, reservation.guild_id, reservation.user_id, reservation.category, reservation.model,
+                reservation.estimate, charged, state, reservation.created_at,
+            )  # fmt: skip
+
+        return await self.db.run_in_transaction(work)
 
     async def settle(self, key: str, actual: int) -> Reservation:
         """Charge what Hypereal reported (more or less than the estimate). Idempotent."""
@@ -337,8 +338,7 @@ class CreditLedger:
 
     async def budget(self, guild_id: int) -> GuildBudget:
         """The guild's budget now (creating it with the defaults, rolling it over when due)."""
-        async with self.db.transaction() as conn:
-            return await self._budget(conn, guild_id)
+        return await self.db.run_in_transaction(lambda conn: self._budget(conn, guild_id))
 
     async def balance(self, guild_id: int) -> int:
         """Credits the guild can spend now."""
@@ -346,14 +346,15 @@ class CreditLedger:
 
     async def grant(self, guild_id: int, amount: int, by: int, *, key: str | None = None) -> int:
         """Add ``amount`` credits (negative takes them away); returns the new balance."""
-        async with self.db.transaction() as conn:
-            await self._budget(conn, guild_id)
-            ledger_key = key or f"grant:{guild_id}:{secrets.token_hex(8)}"
-            await self._append(conn, ledger_key, guild_id, "grant", amount, 0, actor_id=by, note="grant")
-            cursor = await conn.execute("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,))
-            row = await cursor.fetchone()
-        assert row is not None
-        return int(row["balance"])
+        ledger_key = key or f"grant:{guild_id}:{secrets.token_hex(8)}"
+
+        def work(conn: sqlite3.Connection) -> int:
+            self._budget(conn, guild_id)
+            self._append(conn, ledger_key, guild_id, "grant", amount, 0, actor_id=by, note="grant")
+            row = conn.execute("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,)).fetchone()
+            return int(row["balance"])
+
+        return await self.db.run_in_transaction(work)
 
     async def set_allowance(self, guild_id: int, allowance: int, period: str, by: int) -> GuildBudget:
         """Give the guild a new allowance and period, starting a fresh period at the full allowance."""
@@ -361,26 +362,31 @@ class CreditLedger:
             raise ValueError(f"period must be one of {PERIODS}")
         if allowance < 0:
             raise ValueError("allowance must not be negative")
-        async with self.db.transaction() as conn:
-            budget = await self._budget(conn, guild_id)
-            now = self._now()
-            start = period_start(period, now)
-            await conn.execute(
+
+        def work(conn: sqlite3.Connection) -> GuildBudget:
+            budget = self._budget(conn, guild_id)
+            start = period_start(period, self._now())
+            conn.execute(
                 "UPDATE guild_budgets SET allowance = ?, period = ?, period_start = ? WHERE guild_id = ?",
                 (allowance, period, start, guild_id),
             )
             new_balance = allowance - budget.reserved
-            await self._append(
+            self._append(
                 conn, f"set:{guild_id}:{secrets.token_hex(8)}", guild_id, "set", new_balance - budget.balance, 0,
                 actor_id=by, note=f"allowance {allowance} per {period}",
             )  # fmt: skip
-            return await self._budget(conn, guild_id)
+            return self._budget(conn, guild_id)
+
+        return await self.db.run_in_transaction(work)
 
     async def set_frozen(self, guild_id: int, frozen: bool, by: int) -> None:
         """Freeze (no new reservations) or unfreeze a guild's budget."""
-        async with self.db.transaction() as conn:
-            await self._budget(conn, guild_id)
-            await conn.execute("UPDATE guild_budgets SET frozen = ? WHERE guild_id = ?", (int(frozen), guild_id))
+
+        def work(conn: sqlite3.Connection) -> None:
+            self._budget(conn, guild_id)
+            conn.execute("UPDATE guild_budgets SET frozen = ? WHERE guild_id = ?", (int(frozen), guild_id))
+
+        await self.db.run_in_transaction(work)
 
     async def set_user_cap(self, guild_id: int, user_id: int, category: str, cap: int | None) -> None:
         """A member's own cap for a category (user 0 = the default for everyone; None = unlimited)."""
@@ -431,14 +437,17 @@ class CreditLedger:
 
     async def user_status(self, guild_id: int, user_id: int, role_ids: Sequence[int]) -> list[CategoryStatus]:
         """A member's cap and use in every category this period."""
-        async with self.db.transaction() as conn:
-            budget = await self._budget(conn, guild_id)
+
+        def work(conn: sqlite3.Connection) -> list[CategoryStatus]:
+            budget = self._budget(conn, guild_id)
             statuses = []
             for category in BUDGET_CATEGORIES:
-                capped, cap = await self._effective_cap(conn, guild_id, user_id, role_ids, category)
-                used = await self._used(conn, guild_id, user_id, category, budget.period_start)
+                capped, cap = self._effective_cap(conn, guild_id, user_id, role_ids, category)
+                used = self._used(conn, guild_id, user_id, category, budget.period_start)
                 statuses.append(CategoryStatus(category, cap if capped else None, used, budget.resets_at))
-        return statuses
+            return statuses
+
+        return await self.db.run_in_transaction(work)
 
     # ── the invariant ────────────────────────────────────────────────────────
 
