@@ -10,15 +10,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
-import trimesh
-from matplotlib.figure import Figure  # a bare Figure draws with Agg: no pyplot state, no display needed
-from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-
 from bot.errors import BotError
 
 MAX_FACES = 20_000
-LIGHT = np.array([0.4, -0.5, 0.75])
+LIGHT = (0.4, -0.5, 0.75)
 BACKGROUND = "#2b2d31"  # Discord's dark theme, so the preview sits in the chat without a frame
 
 
@@ -28,6 +23,13 @@ class PreviewFailed(BotError):
 
 def render_glb_preview(path: Path, *, size_px: int = 512) -> bytes:
     """A PNG of the model in ``path`` (GLB), or ``PreviewFailed``. CPU-bound: call it in a thread."""
+    # Imported here: numpy, trimesh and matplotlib cost start-up time and memory, and 3D results are rare.
+    import numpy as np
+    import trimesh
+    from matplotlib.figure import Figure  # a bare Figure draws with Agg: no pyplot state, no display needed
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    light = np.array(LIGHT)
     try:
         mesh = trimesh.load(path, file_type="glb", force="mesh")
     except Exception as exc:  # trimesh raises many kinds for a broken file
@@ -44,7 +46,7 @@ def render_glb_preview(path: Path, *, size_px: int = 512) -> bytes:
     normals = np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
     lengths = np.linalg.norm(normals, axis=1, keepdims=True)
     normals = np.divide(normals, lengths, out=np.zeros_like(normals), where=lengths > 0)
-    shade = 0.35 + 0.65 * np.clip(np.abs(normals @ (LIGHT / np.linalg.norm(LIGHT))), 0.0, 1.0)
+    shade = 0.35 + 0.65 * np.clip(np.abs(normals @ (light / np.linalg.norm(light))), 0.0, 1.0)
     colours = np.column_stack([0.45 * shade, 0.62 * shade, 0.85 * shade, np.ones_like(shade)])
 
     figure = Figure(figsize=(size_px / 100, size_px / 100), dpi=100)

@@ -7,9 +7,6 @@ import io
 from dataclasses import dataclass
 from typing import Literal
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from bot.db import Database
 
 GroupBy = Literal["member", "category", "channel"]
@@ -59,6 +56,10 @@ def usage_chart_png(title: str, rows: list[UsageRow], labels: dict[str, str] | N
     """A horizontal bar chart of the top rows (no global pyplot state: safe to call from any task)."""
     labels = labels or {}
     shown = rows[:MAX_BARS]
+    # Imported here: matplotlib costs ~0.3 s and tens of MB at start-up, and charts are rare.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(7, max(2.5, 0.45 * len(shown) + 1.2)), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()

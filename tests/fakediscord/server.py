@@ -148,7 +148,12 @@ class FakeDiscord:
     OTHER_MEMBER = User(400_000_000_000_000_003, "other")
 
     def __init__(
-        self, token: str = "fake-discord-token", *, ratelimits: bool = False, ratelimit_window: float = EDIT_WINDOW
+        self,
+        token: str = "fake-discord-token",
+        *,
+        ratelimits: bool = False,
+        ratelimit_window: float = EDIT_WINDOW,
+        extra_guilds: int = 0,
     ) -> None:
         self.token = token
         self.ratelimits = ratelimits
@@ -162,6 +167,17 @@ class FakeDiscord:
         self.uploads: dict[str, StoredFile] = {}
         self.rate_limited: list[Call] = []
         self.guilds = self._build_guilds()
+        # Filler servers (one channel, the bot and one member each) for footprint benchmarks.
+        for n in range(extra_guilds):
+            guild_id = 500_000_000_000_000_000 + 2 * n
+            self.guilds[guild_id] = Guild(
+                id=guild_id,
+                name=f"Server {n}",
+                owner_id=self.MEMBER.id,
+                roles=[Role(guild_id, "@everyone", BASIC, position=0)],
+                channels=[Channel(guild_id + 1, "general", guild_id=guild_id)],
+                members={self.MEMBER.id: (self.MEMBER, ()), self.BOT.id: (self.BOT, ())},
+            )
         self.channels: dict[int, Channel] = {c.id: c for g in self.guilds.values() for c in g.channels}
         self.port = 0
         self._runner: web.AppRunner | None = None
