@@ -166,6 +166,10 @@ class SandboxProvider:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def output_urls(self) -> list[str]:
+        """Every output URL the sandbox has handed out so far."""
+        return [f"{self.base_url}/files/{name}" for name in self.files]
+
     def reset(self) -> None:
         """Forget faults, requests and jobs."""
         self.faults = Faults()
