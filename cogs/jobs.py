@@ -73,6 +73,17 @@ def status_text(job: Job, charge_line: str | None = None) -> str:
     return f"❌ Failed · {job.model} · {started}"
 
 
+async def _edit_quietly(shown: list[discord.Message], text: str, *, keep_view: bool = False) -> None:
+    """Edit the status message, if one was posted (a failure to edit is not worth a second error)."""
+    if not shown:
+        return
+    with contextlib.suppress(discord.HTTPException):
+        if keep_view:
+            await shown[0].edit(content=text)
+        else:
+            await shown[0].edit(content=text, view=None)
+
+
 class CancelJobButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"job:cancel:(?P<job>[0-9a-f]{16})",
@@ -196,6 +207,8 @@ class Jobs(commands.Cog):
         guild = interaction.guild
         upload_limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 
+        shown: list[discord.Message] = []
+
         async def show_status(job: Job) -> int | None:
             view = discord.ui.View(timeout=None)
             view.add_item(CancelJobButton(job.id))
@@ -205,26 +218,20 @@ class Jobs(commands.Cog):
                 message = await interaction.original_response()
             else:
                 message = await interaction.followup.send(text, view=view, wait=True, allowed_mentions=NO_MENTIONS)
+            shown.append(message)
             return message.id
 
         try:
             job = await services.jobs.submit(requester, plan, upload_limit=upload_limit, on_reserved=show_status)
         except JobUnconfirmed as exc:
-            await self._edit_status_of_latest(interaction, f"⚠️ {exc.user_message}")
+            # The job may still run: the Cancel button stays, the text says what happens next.
+            await _edit_quietly(shown, f"⚠️ {exc.user_message}", keep_view=True)
             return
         except Exception:
             # Nothing started and the credits are back: the status message says so before the error shows.
-            await self._edit_status_of_latest(interaction, f"❌ Not started · {plan.spec.id} · nothing charged")
+            await _edit_quietly(shown, f"❌ Not started · {plan.spec.id} · nothing charged")
             raise
         log.info("job submitted job=%s model=%s state=%s", job.id, job.model, job.state)
-
-    async def _edit_status_of_latest(self, interaction: discord.Interaction[HyperealBot], text: str) -> None:
-        if not interaction.response.is_done():
-            return
-        with contextlib.suppress(discord.HTTPException):
-            original = await interaction.original_response()
-            if not original.flags.ephemeral:
-                await original.edit(content=text, view=None)
 
     async def on_cancel(self, interaction: discord.Interaction[HyperealBot], job_id: str) -> None:
         """The Cancel button: stop tracking the job and say what happens to its credits."""

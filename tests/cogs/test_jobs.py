@@ -248,3 +248,16 @@ async def test_a_gone_channel_gets_the_result_by_dm(running_bot: RunningBot) -> 
     assert "comes here" in result.content
     assert result.latest_files[0].filename.endswith(".mp4")
     await _wait_for_state(running_bot, "delivered")
+
+
+async def test_a_refused_submit_says_not_started_and_refunds(running_bot: RunningBot) -> None:
+    fake, sandbox = running_bot.fake, running_bot.sandbox
+    sandbox.faults.status_error = 400
+    sandbox.faults.status_error_body = {"error": "Prompt rejected by the content filter"}
+    handle = await fake.invoke("video", prompt="something forbidden")
+    status = await fake.response(handle)
+    await fake.wait_for(lambda: fake.message(status.id).content.startswith("❌ Not started"))
+    error = await fake.wait_for(lambda: next((m for m in fake.messages() if m.ephemeral), None))
+    assert "Prompt rejected by the content filter" in error.content
+    assert await _reservations(running_bot) == [("refunded", 0)]
+    assert await _job_states(running_bot) == ["failed"]
