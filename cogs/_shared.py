@@ -12,6 +12,7 @@ import discord
 from discord import app_commands
 
 from bot.errors import BotError
+from bot.images import InputImage, check_input_image
 from bot.paid import Requester
 
 if TYPE_CHECKING:
@@ -62,6 +63,19 @@ async def respond(
     except discord.HTTPException as exc:
         log.warning("could not answer in channel=%s status=%s", interaction.channel_id, exc.status)
         return None
+
+
+def input_image(attachment: discord.Attachment) -> InputImage:
+    """An attachment as an image input (not yet checked)."""
+    return InputImage(
+        url=attachment.url, content_type=attachment.content_type, size=attachment.size, filename=attachment.filename
+    )
+
+
+def checked_image_url(attachment: discord.Attachment) -> str:
+    """The URL of an attachment that must be an image (type and size checked before anything is reserved)."""
+    check_input_image(input_image(attachment))
+    return attachment.url
 
 
 def requester_of(interaction: discord.Interaction[Any]) -> Requester:

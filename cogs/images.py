@@ -17,7 +17,15 @@ from discord.ext import commands
 
 from bot.images import MAX_COUNT, ImageOutcome, ImagePlan, InputImage
 from bot.paid import Requester
-from cogs._shared import NO_MENTIONS, confirm_price, post_budget_alerts, requester_of, require_guild, show_error
+from cogs._shared import (
+    NO_MENTIONS,
+    confirm_price,
+    input_image,
+    post_budget_alerts,
+    requester_of,
+    require_guild,
+    show_error,
+)
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -82,12 +90,6 @@ class PromptModal(discord.ui.Modal):
             await self._on_prompt(interaction, self.prompt.value)
         except Exception as exc:
             await show_error(interaction, exc)
-
-
-def _input_image(attachment: discord.Attachment) -> InputImage:
-    return InputImage(
-        url=attachment.url, content_type=attachment.content_type, size=attachment.size, filename=attachment.filename
-    )
 
 
 class Images(commands.Cog):
@@ -162,7 +164,7 @@ class Images(commands.Cog):
     ) -> None:
         """Edit an image with a prompt (extra images are references)."""
         require_guild(interaction)
-        images = [_input_image(a) for a in (image, image2, image3, image4) if a is not None]
+        images = [input_image(a) for a in (image, image2, image3, image4) if a is not None]
         plan = self.bot.services.images.plan_edit(prompt, images, model=model)
         await self._start(interaction, plan, key=f"edit:{interaction.id}")
 
@@ -179,7 +181,7 @@ class Images(commands.Cog):
         if url is None:
             await interaction.response.send_message("That message has no image to edit.", ephemeral=True)
             return
-        source = _input_image(attachment) if attachment else InputImage(url=url, content_type="image/png", size=0)
+        source = input_image(attachment) if attachment else InputImage(url=url, content_type="image/png", size=0)
 
         async def on_prompt(submitted: discord.Interaction[HyperealBot], prompt: str) -> None:
             plan = self.bot.services.images.plan_edit(prompt, [source])

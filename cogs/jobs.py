@@ -22,11 +22,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.download import DownloadedFile
-from bot.images import InputImage, check_input_image
 from bot.jobs import DeliveryRetry, Job, JobPlan, JobUnconfirmed, Receipt
 from bot.paid import Charge
 from bot.preview import PreviewFailed, render_glb_preview
-from cogs._shared import NO_MENTIONS, confirm_price, requester_of, require_guild, show_error
+from cogs._shared import NO_MENTIONS, checked_image_url, confirm_price, requester_of, require_guild, show_error
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -82,6 +81,15 @@ async def _edit_quietly(shown: list[discord.Message], text: str, *, keep_view: b
             await shown[0].edit(content=text)
         else:
             await shown[0].edit(content=text, view=None)
+
+
+def _reply_target(job: Job) -> discord.MessageReference | None:
+    """Results and failure notices reply to the job's status message (if it still exists)."""
+    if not job.status_message_id:
+        return None
+    return discord.MessageReference(
+        message_id=job.status_message_id, channel_id=job.channel_id, fail_if_not_exists=False
+    )
 
 
 class CancelJobButton(
@@ -148,12 +156,7 @@ class Jobs(commands.Cog):
     ) -> None:
         """Generate a video from a prompt, or animate an image; the result is posted here when ready."""
         require_guild(interaction)
-        image_url = None
-        if image is not None:
-            check_input_image(
-                InputImage(url=image.url, content_type=image.content_type, size=image.size, filename=image.filename)
-            )
-            image_url = image.url
+        image_url = checked_image_url(image) if image is not None else None
         plan = self.bot.services.jobs.plan_video(
             prompt,
             image_url=image_url,
@@ -320,13 +323,7 @@ class Jobs(commands.Cog):
             return attached
 
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        reference = (
-            discord.MessageReference(
-                message_id=job.status_message_id, channel_id=job.channel_id, fail_if_not_exists=False
-            )
-            if job.status_message_id
-            else None
-        )
+        reference = _reply_target(job)
         send_args: dict[str, Any] = {"embed": embed} if embed else {}
         try:
             message = await channel.send(
@@ -372,13 +369,7 @@ class Jobs(commands.Cog):
         left = f" · {charge.balance_left} left" if charge else ""
         await self._edit_status(job, f"❌ Failed · {job.model} · {reason} · credits refunded")
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
-        reference = (
-            discord.MessageReference(
-                message_id=job.status_message_id, channel_id=job.channel_id, fail_if_not_exists=False
-            )
-            if job.status_message_id
-            else None
-        )
+        reference = _reply_target(job)
         text = (
             f"<@{job.user_id}> your {job.model} job failed: {reason}. "
             f"The {job.estimate} credits were refunded{left}. You can try again."

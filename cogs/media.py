@@ -14,9 +14,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.images import InputImage, check_input_image
 from bot.transcribe import AudioInput, check_audio
-from cogs._shared import NO_MENTIONS, confirm_price, requester_of, require_guild
+from cogs._shared import NO_MENTIONS, checked_image_url, confirm_price, requester_of, require_guild
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -24,15 +23,6 @@ if TYPE_CHECKING:
     from cogs.jobs import Jobs
 
 TRANSCRIPT_INLINE_CHARS = 1800
-
-
-def _image(attachment: discord.Attachment) -> str:
-    check_input_image(
-        InputImage(
-            url=attachment.url, content_type=attachment.content_type, size=attachment.size, filename=attachment.filename
-        )
-    )
-    return attachment.url
 
 
 def _audio(attachment: discord.Attachment) -> AudioInput:
@@ -146,7 +136,7 @@ class Media(commands.Cog):
     ) -> None:
         """Make a 3D model (GLB, with a preview picture) from one image."""
         require_guild(interaction)
-        await self._start(interaction, self.bot.services.jobs.plan_model3d(_image(image), model))
+        await self._start(interaction, self.bot.services.jobs.plan_model3d(checked_image_url(image), model))
 
     @model3d.autocomplete("model")
     async def _image_3d_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
@@ -172,9 +162,9 @@ class Media(commands.Cog):
     ) -> None:
         """Make a 3D model (GLB, with a preview picture) from several views of one object."""
         require_guild(interaction)
-        views = {"front": _image(front), "back": _image(back), "left": _image(left)}
+        views = {"front": checked_image_url(front), "back": checked_image_url(back), "left": checked_image_url(left)}
         if right is not None:
-            views["right"] = _image(right)
+            views["right"] = checked_image_url(right)
         await self._start(interaction, self.bot.services.jobs.plan_multiview(views, model))
 
     @model3d_multiview.autocomplete("model")
