@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import aiohttp
 import pytest
 
 from bot.sandbox import SandboxProvider
-from tests.conftest import RunningBot, bot_settings, run_bot
+from tests.conftest import HYPEREAL_KEY, RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
@@ -71,7 +72,10 @@ async def _sandbox_job(sandbox: SandboxProvider, fake: FakeDiscord) -> Any:
     return await fake.wait_for(lambda: next(iter(sandbox.jobs.values()), None))
 
 
-async def test_video_by_webhook_replies_with_one_mp4_and_settles(webhook_bot: RunningBot) -> None:
+async def test_video_by_webhook_replies_with_one_mp4_and_settles(
+    webhook_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     fake, sandbox = webhook_bot.fake, webhook_bot.sandbox
     status = await fake.response(await fake.invoke("video", prompt="a cat surfing"))
     assert status.content.startswith("⏳ Generating · kling-3-0-std-t2v · 42 credits · started <t:")
@@ -91,6 +95,10 @@ async def test_video_by_webhook_replies_with_one_mp4_and_settles(webhook_bot: Ru
     assert await _reservations(webhook_bot) == [("settled", 40)]
     assert await _job_states(webhook_bot) == ["delivered"]
     assert await webhook_bot.services.ledger.check_invariants() == []
+    token = submitted["webhook_url"].rsplit("/", 1)[1]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert token not in logged  # the webhook secret is never logged
+    assert HYPEREAL_KEY not in logged
 
 
 async def test_duplicate_webhooks_post_once(webhook_bot: RunningBot) -> None:
