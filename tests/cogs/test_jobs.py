@@ -269,3 +269,11 @@ async def test_a_refused_submit_says_not_started_and_refunds(running_bot: Runnin
     assert "Prompt rejected by the content filter" in error.content
     assert await _reservations(running_bot) == [("refunded", 0)]
     assert await _job_states(running_bot) == ["failed"]
+
+
+async def test_a_video_asked_in_a_thread_is_posted_in_that_thread(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    status = await fake.response(await fake.invoke("video", prompt="in a thread", channel_id=fake.THREAD_ID))
+    result = await _one_result(fake)
+    assert result.channel_id == fake.THREAD_ID
+    assert str(result.current["message_reference"]["message_id"]) == str(status.id)
