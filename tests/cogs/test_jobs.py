@@ -277,3 +277,15 @@ async def test_a_video_asked_in_a_thread_is_posted_in_that_thread(running_bot: R
     result = await _one_result(fake)
     assert result.channel_id == fake.THREAD_ID
     assert str(result.current["message_reference"]["message_id"]) == str(status.id)
+
+
+async def test_a_result_over_the_upload_limit_is_posted_as_a_link(running_bot: RunningBot) -> None:
+    fake, sandbox = running_bot.fake, running_bot.sandbox
+    sandbox.faults.job_delay = 30
+    await fake.response(await fake.invoke("video", prompt="a long film"))
+    job = await _sandbox_job(sandbox, fake)
+    await sandbox.finish_job(job.id, output=b"\0" * (11 * 1024 * 1024))  # over the 10 MB of an unboosted server
+    result = await _one_result(fake)
+    assert result.latest_files == []
+    assert result.embeds[0]["url"] == job.output_url
+    assert "Too large to attach here (11 MB)" in result.embeds[0]["description"]
