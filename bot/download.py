@@ -42,6 +42,10 @@ class DownloadRefused(BotError):
     """The URL is not one the bot may fetch (scheme, host, address, size); nothing was downloaded."""
 
 
+class DownloadTooLarge(DownloadRefused):
+    """The file is over the size cap: it exists and is fine, the bot just will not relay it."""
+
+
 class DownloadFailed(BotError):
     """The download started but did not complete (HTTP error, timeout, connection lost)."""
 
@@ -211,7 +215,7 @@ class SafeDownloader:
                 if response.status != 200:
                     raise DownloadFailed(f"The output host answered HTTP {response.status}.")
                 if response.content_length is not None and response.content_length > cap:
-                    raise DownloadRefused(f"The result is {response.content_length} bytes, over the {cap}-byte limit.")
+                    raise DownloadTooLarge(f"The result is {response.content_length} bytes, over the {cap}-byte limit.")
                 content_type = response.headers.get("Content-Type", "application/octet-stream").split(";")[0].strip()
                 name = filename or Path(url.path).name or "output"
                 return await self._stream_to_file(response, cap, content_type, name)
@@ -230,7 +234,7 @@ class SafeDownloader:
                 async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                     size += len(chunk)
                     if size > cap:
-                        raise DownloadRefused(f"The result is over the {cap}-byte limit; it was not downloaded.")
+                        raise DownloadTooLarge(f"The result is over the {cap}-byte limit; it was not downloaded.")
                     await asyncio.to_thread(handle.write, chunk)
             except aiohttp.ClientError as exc:
                 path.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.catalog import Catalog, ModelSpec
-from bot.download import DownloadedFile, DownloadFailed, DownloadRefused, SafeDownloader
+from bot.download import DownloadedFile, DownloadFailed, DownloadRefused, DownloadTooLarge, SafeDownloader
 from bot.errors import BotError, InvalidInput, JobNotFound
 from bot.hypereal import HyperealClient, HyperealError, NotFound, ProviderTimeout
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
@@ -505,7 +505,6 @@ class JobService:
         return await self.paid.settle(job.guild_id, job.reservation_key, job.model, actual)
 
     async def _deliver(self, job: Job) -> None:
-        charge = await self._settle(job)  # idempotent: a delivery retried after a crash charges once
         if self._deliverer is None:
             await self.store.delivery_failed(job.id, self.clock() + 1.0)
             return
@@ -514,15 +513,18 @@ class JobService:
         assert job.output_url is not None
         try:
             file = await self.downloader.download(job.output_url, filename=f"{job.category}-{job.id}")
+        except DownloadTooLarge as exc:
+            problem = f"it is too large for the bot to relay ({exc})"  # posted as a link, and charged
         except DownloadRefused as exc:
-            problem = f"the result could not be fetched safely ({exc})"
-            log.warning("refused to download the output of job=%s: %s", job.id, exc)
+            await self._refuse_output(job, exc)
+            return
         except DownloadFailed as exc:
             attempts = await self.store.delivery_failed(job.id, self.clock() + self._backoff(job.delivery_attempts))
             if attempts < MAX_DELIVERY_ATTEMPTS:
                 return
             problem = f"the result could not be downloaded ({exc})"
         try:
+            charge = await self._settle(job)  # idempotent: a delivery retried after a crash charges once
             receipt = await self._deliverer.deliver(job, file, charge, problem)
         except DeliveryRetry as exc:
             attempts = await self.store.delivery_failed(job.id, self.clock() + self._backoff(job.delivery_attempts))
@@ -535,6 +537,20 @@ class JobService:
                 file.remove()
         await self.store.mark_delivered(job.id, receipt.message_id, receipt.channel_id, receipt.note or problem)
         log.info("job delivered job=%s message=%s", job.id, receipt.message_id)
+
+    async def _refuse_output(self, job: Job, refusal: DownloadRefused) -> None:
+        """An output the bot must not fetch (not https, off the allow-list, a private address): fail and refund."""
+        log.warning("refused to download the output of job=%s: %s", job.id, refusal)
+        reason = f"its output link was refused ({refusal.user_message})"
+        if not await self.store.fail_completed(job.id, reason):
+            return
+        if job.reservation_key:
+            await self.paid.refund(job.reservation_key, "output refused by the download rules")
+        if self._deliverer is not None:
+            try:
+                await self._deliverer.announce_failure(job, reason, await self._refund_charge(job))
+            except Exception:
+                log.exception("could not announce a refused output job=%s", job.id)
 
     # ── the requester's view ─────────────────────────────────────────────────
 

@@ -258,6 +258,10 @@ class JobStore:
             job_id, OPEN_STATES, {"state": "failed", "error": error[:1000], "finished_at": self._now()}
         )
 
+    async def fail_completed(self, job_id: str, error: str) -> bool:
+        """A finished job whose output the bot refuses to fetch (off the allow-list, private address)."""
+        return await self._transition(job_id, ("completed",), {"state": "failed", "error": error[:1000]})
+
     async def mark_cancelled(self, job_id: str) -> bool:
         """The requester stopped tracking the job."""
         return await self._transition(

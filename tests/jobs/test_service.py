@@ -260,3 +260,18 @@ async def test_cancel_keeps_credits_hypereal_charged_and_refunds_unconfirmed_one
     assert await h.reservation(job.id) == "settled"
     with pytest.raises(Exception, match="already cancelled"):
         await h.jobs.cancel(job.id, REQUESTER.user_id)
+
+
+async def test_an_output_off_the_allow_list_is_not_fetched_and_the_job_is_refunded(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    h.sandbox.faults.job_delay = 60
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("evil"), upload_limit=None, on_reserved=_no_status)
+    assert await h.jobs.store.mark_completed(job.id, "https://169.254.169.254/latest/meta-data", 40)
+    h.jobs.start()
+    await h.until(lambda: h.delivery.failures)
+    ((failed_id, reason),) = h.delivery.failures
+    assert failed_id == job.id
+    assert reason.startswith("its output link was refused (")
+    assert h.delivery.delivered == []
+    assert await h.state(job.id) == "failed"
+    assert await h.reservation(job.id) == "refunded"
