@@ -259,7 +259,8 @@ class Images(commands.Cog):
         view.add_item(GenerationButton("reroll", generation_id))
         view.add_item(GenerationButton("edit", generation_id))
         view.add_item(GenerationButton("animate", generation_id, label=f"Animate ({animate_price})"))
-        view.add_item(GenerationButton("model3d", generation_id))
+        model3d_price = catalog.default("model3d").price_label()
+        view.add_item(GenerationButton("model3d", generation_id, label=f"To 3D ({model3d_price})"))
         return view
 
     # ── result buttons ───────────────────────────────────────────────────────
