@@ -31,7 +31,7 @@ from bot.errors import BotError, InvalidInput, JobNotFound
 from bot.hypereal import HyperealClient, HyperealError, NotFound, ProviderTimeout
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
 from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
-from bot.paid import Charge, OperatorOutOfCredits, PaidRequests, Requester, ledger_category
+from bot.paid import Charge, OperatorOutOfCredits, PaidRequests, Requester
 
 log = logging.getLogger(__name__)
 
@@ -579,10 +579,6 @@ class JobService:
             "Cancelled: the bot stopped tracking this job and will not post its result. Hypereal cannot stop a "
             f"job once it started and charged it, so its {charge.credits} credits stay spent."
         )
-
-    def category_label(self, job: Job) -> str:
-        """The budget category a job is charged to."""
-        return ledger_category(job.category)
 
 
 class JobUnconfirmed(BotError):
