@@ -34,6 +34,13 @@ class SecretScrubber(logging.Filter):
         return True
 
 
+class VoiceNoticeFilter(logging.Filter):
+    """Drop discord.py's start-up warnings about missing voice libraries: the bot never uses voice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "voice will NOT be supported" not in record.getMessage()
+
+
 def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     """Log to stderr as ``time level logger message`` lines; discord.py's chatty loggers are kept at INFO or above."""
     handler = logging.StreamHandler(sys.stderr)
@@ -42,5 +49,6 @@ def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("discord.client").addFilter(VoiceNoticeFilter())
     for noisy in ("discord.gateway", "discord.http", "discord.client", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
