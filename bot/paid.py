@@ -156,17 +156,7 @@ class PaidRequests:
             yield bill
         except HyperealInsufficientCredits as exc:
             await self.refund(key, "hypereal: insufficient credits")
-            log.warning(
-                "operator's Hypereal account is empty required=%s available=%s guild=%s",
-                exc.required,
-                exc.available,
-                requester.guild_id,
-            )
-            raise OperatorOutOfCredits(
-                "The bot operator's Hypereal account is out of credits "
-                f"(needs {exc.required}, has {exc.available}). Nothing was charged to this server; "
-                "please tell the bot operator."
-            ) from exc
+            raise self.operator_out_of_credits(exc, requester.guild_id) from exc
         except BaseException:
             if bill.charge is None:
                 await self.refund(key, "request failed before Hypereal accepted it")
@@ -174,6 +164,21 @@ class PaidRequests:
         if bill.charge is None:
             # The block finished without a report from Hypereal: charge the estimate rather than leave it held.
             bill.charge = await self.settle(requester.guild_id, key, model, estimate)
+
+    @staticmethod
+    def operator_out_of_credits(exc: HyperealInsufficientCredits, guild_id: int) -> OperatorOutOfCredits:
+        """Warn the operator in the log and build the error the member reads (the caller refunds)."""
+        log.warning(
+            "operator's Hypereal account is empty required=%s available=%s guild=%s",
+            exc.required,
+            exc.available,
+            guild_id,
+        )
+        return OperatorOutOfCredits(
+            "The bot operator's Hypereal account is out of credits "
+            f"(needs {exc.required}, has {exc.available}). Nothing was charged to this server; "
+            "please tell the bot operator."
+        )
 
     async def settle_bill(self, requester: Requester, bill: Bill, credits_used: int | None) -> Charge:
         """Settle an open bill to Hypereal's ``creditsUsed`` (the estimate when it reported none)."""

@@ -221,3 +221,23 @@ async def confirm_price(
         return None
     await view.answer.response.edit_message(content=f"Confirmed: {what} for about {credits} credits.", view=None)
     return view.answer
+
+
+async def cleared_to_spend(
+    interaction: discord.Interaction[HyperealBot], requester: Requester, category: str, what: str, estimate: int
+) -> discord.Interaction[HyperealBot] | None:
+    """Before reserving: the channel allows ``category``, and an expensive request was confirmed.
+
+    Returns the interaction to answer from now on (the Confirm click when one was asked), or None
+    when the member cancelled or let the confirmation time out (nothing was charged).
+    """
+    paid = interaction.client.services.paid
+    await paid.check_channel(requester, category)
+    if await paid.needs_confirmation(requester, estimate):
+        return await confirm_price(interaction, what, estimate)
+    return interaction
+
+
+def requester_only(user_id: int) -> discord.AllowedMentions:
+    """Mentions that ping the requester and nobody else."""
+    return discord.AllowedMentions(users=[discord.Object(user_id)], everyone=False, roles=False)

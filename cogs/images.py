@@ -19,7 +19,7 @@ from bot.images import MAX_COUNT, ImageOutcome, ImagePlan, InputImage
 from bot.paid import Requester
 from cogs._shared import (
     NO_MENTIONS,
-    confirm_price,
+    cleared_to_spend,
     input_image,
     post_budget_alerts,
     requester_of,
@@ -195,15 +195,11 @@ class Images(commands.Cog):
         """Check the channel, confirm when expensive, then defer, generate and post."""
         services = self.bot.services
         requester = requester_of(interaction)
-        await services.paid.check_channel(requester, plan.kind)
-        if await services.paid.needs_confirmation(requester, plan.estimate):
-            what = (
-                f"{plan.count} image(s) with {plan.spec.id}" if plan.kind == "image" else f"an edit with {plan.spec.id}"
-            )
-            answered = await confirm_price(interaction, what, plan.estimate)
-            if answered is None:
-                return
-            interaction = answered
+        what = f"{plan.count} image(s) with {plan.spec.id}" if plan.kind == "image" else f"an edit with {plan.spec.id}"
+        answered = await cleared_to_spend(interaction, requester, plan.kind, what, plan.estimate)
+        if answered is None:
+            return
+        interaction = answered
 
         async def defer() -> None:
             if not interaction.response.is_done():

@@ -25,7 +25,15 @@ from bot.download import DownloadedFile
 from bot.jobs import DeliveryRetry, Job, JobPlan, JobUnconfirmed, Receipt
 from bot.paid import Charge
 from bot.preview import PreviewFailed, render_glb_preview
-from cogs._shared import NO_MENTIONS, checked_image_url, confirm_price, requester_of, require_guild, show_error
+from cogs._shared import (
+    NO_MENTIONS,
+    checked_image_url,
+    cleared_to_spend,
+    requester_of,
+    requester_only,
+    require_guild,
+    show_error,
+)
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -201,12 +209,12 @@ class Jobs(commands.Cog):
         """Check the channel, confirm when expensive, then submit and show the status message."""
         services = self.bot.services
         requester = requester_of(interaction)
-        await services.paid.check_channel(requester, plan.category)
-        if await services.paid.needs_confirmation(requester, plan.estimate):
-            answered = await confirm_price(interaction, f"A {plan.noun} with {plan.spec.id}", plan.estimate)
-            if answered is None:
-                return
-            interaction = answered
+        answered = await cleared_to_spend(
+            interaction, requester, plan.category, f"A {plan.noun} with {plan.spec.id}", plan.estimate
+        )
+        if answered is None:
+            return
+        interaction = answered
         guild = interaction.guild
         upload_limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 
@@ -257,11 +265,10 @@ class Jobs(commands.Cog):
                 "You have no video, audio or 3D jobs here yet. Start one with /video.", ephemeral=True
             )
             return
-        now = int(services.clock())
         lines = []
         view = discord.ui.View(timeout=None)
         for job in jobs:
-            lines.append(self._job_line(job, now))
+            lines.append(self._job_line(job))
             if job.is_open and len(view.children) < 5:
                 view.add_item(CancelJobButton(job.id, label=f"Cancel {job.model}"[:80]))
         embed = discord.Embed(title="Your jobs", description="\n".join(lines)[:4000], colour=discord.Colour.blurple())
@@ -272,11 +279,8 @@ class Jobs(commands.Cog):
                                                 ephemeral=True)  # fmt: skip
 
     @staticmethod
-    def _job_line(job: Job, now: int) -> str:
+    def _job_line(job: Job) -> str:
         icon = STATE_ICONS.get(job.state, "•")
-        cost = f"{job.credits_used} credits" if job.credits_used is not None else f"~{job.estimate} credits"
-        if job.state in ("failed", "cancelled"):
-            cost = "refunded" if job.hypereal_job_id is None or job.state == "failed" else cost
         age = f"<t:{job.created_at}:R>"
         where = ""
         if job.result_message_id and job.result_channel_id:
@@ -286,7 +290,7 @@ class Jobs(commands.Cog):
             where = f" · [download]({job.output_url})"
         note = f" · {job.error}" if job.error and job.state != "delivered" else ""
         prompt = f" — {job.prompt[:60]}" if job.prompt else ""
-        return f"{icon} **{job.state}** · {job.model} · {cost} · {age}{where}{note}{prompt}"
+        return f"{icon} **{job.state}** · {job.model} · {job.credits_label} · {age}{where}{note}{prompt}"
 
     # ── delivery (the job service calls these) ───────────────────────────────
 
@@ -307,7 +311,7 @@ class Jobs(commands.Cog):
                 url=job.output_url,
                 description=f"Too large to attach here ({(file.size if file else 0) // (1024 * 1024)} MB).",
             )
-        mentions = discord.AllowedMentions(users=[discord.Object(job.user_id)], everyone=False, roles=False)
+        mentions = requester_only(job.user_id)
         filename = f"{job.category}-{job.id}{_extension(job, file) if file else ''}"
         preview = await self._preview(job, file) if attach else None
         if preview is not None:
@@ -376,7 +380,7 @@ class Jobs(commands.Cog):
         )
         if job.prompt:
             text += f"\n> {job.prompt[:300]}"
-        mentions = discord.AllowedMentions(users=[discord.Object(job.user_id)], everyone=False, roles=False)
+        mentions = requester_only(job.user_id)
         try:
             await channel.send(text, reference=reference, nonce=f"f{job.id}", allowed_mentions=mentions)
         except discord.HTTPException as exc:

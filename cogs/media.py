@@ -15,7 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.transcribe import AudioInput, check_audio
-from cogs._shared import NO_MENTIONS, checked_image_url, confirm_price, requester_of, require_guild
+from cogs._shared import NO_MENTIONS, checked_image_url, cleared_to_spend, requester_of, require_guild
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -100,13 +100,11 @@ class Media(commands.Cog):
         services = self.bot.services
         requester = requester_of(interaction)
         clip = _audio(audio)
-        await services.paid.check_channel(requester, "audio_asr")
         estimate = services.transcription.estimate(clip)
-        if await services.paid.needs_confirmation(requester, estimate):
-            answered = await confirm_price(interaction, "This transcription", estimate)
-            if answered is None:
-                return
-            interaction = answered
+        answered = await cleared_to_spend(interaction, requester, "audio_asr", "This transcription", estimate)
+        if answered is None:
+            return
+        interaction = answered
 
         async def defer() -> None:
             if not interaction.response.is_done():

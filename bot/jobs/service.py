@@ -22,7 +22,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.catalog import Catalog, ModelSpec
@@ -31,7 +31,7 @@ from bot.errors import BotError, InvalidInput, JobNotFound
 from bot.hypereal import HyperealClient, HyperealError, NotFound, ProviderTimeout
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
 from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
-from bot.paid import Charge, OperatorOutOfCredits, PaidRequests, Requester
+from bot.paid import Charge, PaidRequests, Requester
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +92,6 @@ class Deliverer(Protocol):
         """Tell the requester the job failed and what happened to the credits."""
 
 
-@dataclass
-class _Worker:
-    inflight: set[str] = field(default_factory=set)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
-
-
 class JobService:
     """Everything about async jobs except Discord."""
 
@@ -124,7 +118,8 @@ class JobService:
         self.timing = timing or JobTiming()
         self._deliverer: Deliverer | None = None
         self._limit = asyncio.Semaphore(concurrency)
-        self._work = _Worker()
+        self._inflight: set[str] = set()  # jobs a task is working on now
+        self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
@@ -292,11 +287,7 @@ class JobService:
                 )
         except HyperealInsufficientCredits as exc:
             await self._fail(job, "the operator's Hypereal account is out of credits", announce=False)
-            log.warning("operator's Hypereal account is empty required=%s available=%s", exc.required, exc.available)
-            raise OperatorOutOfCredits(
-                "The bot operator's Hypereal account is out of credits. Nothing was charged to this server; "
-                "please tell the bot operator."
-            ) from exc
+            raise self.paid.operator_out_of_credits(exc, requester.guild_id) from exc
         except (TimeoutError, ProviderTimeout, OSError):
             # The request may have reached Hypereal: never resend it. Its webhook can still adopt it;
             # otherwise the poller refunds it when the submit grace has passed.
@@ -377,7 +368,7 @@ class JobService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
-        tasks = list(self._work.tasks)
+        tasks = list(self._tasks)
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=3.0)
             for task in pending:
@@ -410,12 +401,12 @@ class JobService:
             log.info("resuming %s unfinished job(s)", count)
 
     def _spawn(self, job_id: str) -> None:
-        if job_id in self._work.inflight:
+        if job_id in self._inflight:
             return
-        self._work.inflight.add(job_id)
+        self._inflight.add(job_id)
         task = asyncio.create_task(self._advance(job_id), name=f"job-{job_id}")
-        self._work.tasks.add(task)
-        task.add_done_callback(self._work.tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _advance(self, job_id: str) -> None:
         try:
@@ -436,7 +427,7 @@ class JobService:
             with contextlib.suppress(Exception):
                 await self.store.schedule_poll(job_id, self.clock() + self.timing.max_poll, polled=False)
         finally:
-            self._work.inflight.discard(job_id)
+            self._inflight.discard(job_id)
 
     async def _check_unconfirmed(self, job: Job) -> None:
         if self.clock() < job.created_at + self.timing.submit_grace:

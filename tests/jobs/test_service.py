@@ -188,6 +188,9 @@ async def test_an_unanswered_submit_is_never_resent_and_is_refunded_after_the_gr
     assert await h.state(job.id) == "failed"
     assert await h.reservation(job.id) == "refunded"
     assert len([r for r in h.sandbox.requests if r.path == "/v1/videos/generate"]) == 1
+    failed = await h.jobs.store.get(job.id)
+    assert failed is not None
+    assert failed.credits_label == "refunded"
 
 
 async def test_an_unanswered_submit_is_adopted_when_its_webhook_arrives(make_harness: MakeHarness) -> None:
@@ -255,8 +258,12 @@ async def test_cancel_keeps_credits_hypereal_charged_and_refunds_unconfirmed_one
     job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("stop me"), upload_limit=None, on_reserved=_no_status)
     with pytest.raises(Exception, match="Only the member who started"):
         await h.jobs.cancel(job.id, user_id=999)
+    assert job.credits_label == "40 credits"  # Hypereal's reported price, not the ~42 estimate
     text = await h.jobs.cancel(job.id, REQUESTER.user_id)
     assert "its 40 credits stay spent" in text
+    cancelled = await h.jobs.store.get(job.id)
+    assert cancelled is not None
+    assert cancelled.credits_label == "40 credits"  # Hypereal ran it: the credits stay spent
     assert await h.reservation(job.id) == "settled"
     with pytest.raises(Exception, match="already cancelled"):
         await h.jobs.cancel(job.id, REQUESTER.user_id)
