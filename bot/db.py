@@ -3,7 +3,9 @@
 One aiosqlite connection serves the whole process. SQLite allows one writer at a time, so every
 write transaction goes through :meth:`Database.transaction`, which serialises writers on an
 ``asyncio.Lock`` and opens ``BEGIN IMMEDIATE`` so the write lock is taken up front (no
-read-then-upgrade deadlocks). Reads outside a transaction see the last committed state (WAL).
+read-then-upgrade deadlocks). Reads share the connection: one issued while a :meth:`transaction`
+block is open between its statements sees that block's uncommitted writes (the ledger's hot paths
+use :meth:`run_in_transaction`, which no read can interleave with).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,30 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[A-Za-z0-9_]+\.sql$")
 
 Params = Mapping[str, Any] | Sequence[Any]
 T = TypeVar("T")
+
+
+async def run_to_completion(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` to its end even if the caller is cancelled meanwhile; then re-raise the cancellation.
+
+    For database statements: once queued on the database thread they run whether or not anyone
+    waits, so giving up half way would only hide what state the connection is in.
+    """
+    task = asyncio.ensure_future(awaitable)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():
+                break
+            cancelled = exc
+        except BaseException:
+            break  # the task's own error: task.result() raises it below
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not warn about it; the cancellation wins
+        raise cancelled
+    return task.result()
 
 
 class MigrationError(Exception):
@@ -106,16 +132,33 @@ class Database:
 
         Writers are serialised on an ``asyncio.Lock`` because they share one connection: two
         coroutines interleaving statements on it would mix their transactions.
+
+        Cancellation-safe: a statement handed to the database thread runs even when the awaiting
+        task is cancelled, so ``BEGIN``, ``COMMIT`` and ``ROLLBACK`` are awaited to completion
+        (the cancellation is re-raised afterwards), and whatever ends the block — an error, a
+        cancellation at any ``await`` inside it — leaves the connection outside a transaction
+        before the lock is released. Otherwise the next writer would meet "cannot start a
+        transaction within a transaction" for ever.
         """
         async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await run_to_completion(self._conn.execute("BEGIN IMMEDIATE"))
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await run_to_completion(self._rollback_if_open())
                 raise
-            else:
-                await self._conn.execute("COMMIT")
+            try:
+                await run_to_completion(self._conn.execute("COMMIT"))
+            except BaseException:
+                await run_to_completion(self._rollback_if_open())
+                raise
+
+    async def _rollback_if_open(self) -> None:
+        """Roll back the connection's transaction, if one is open (statements queued before run first)."""
+        # The probe itself goes through the database thread's queue, so every statement queued before
+        # it — including one whose awaiting task was cancelled — has run by the time it answers.
+        if await self._conn._execute(lambda: self._conn._conn.in_transaction):
+            await self._conn.execute("ROLLBACK")
 
     async def run_in_transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work(conn)`` inside ``BEGIN IMMEDIATE`` … ``COMMIT`` in one hop to the database thread.
@@ -124,6 +167,8 @@ class Database:
         this pays one per transaction. ``work`` is plain synchronous sqlite3 code; it must not
         touch the event loop. It raises to roll back. Uses aiosqlite's worker-thread queue
         (``_execute``/``_conn``, private but stable in the pinned 0.22 release; tests cover it).
+        A cancelled caller still waits for the transaction to finish (it cannot be stopped half
+        way on the thread) before the cancellation is re-raised; the work is committed or not as a whole.
         """
 
         def in_transaction() -> T:
@@ -138,7 +183,7 @@ class Database:
             return result
 
         async with self._write_lock:
-            return await self._conn._execute(in_transaction)  # type: ignore[no-any-return]
+            return await run_to_completion(self._conn._execute(in_transaction))
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one write statement in its own transaction; returns the number of rows changed."""
@@ -177,19 +222,16 @@ class Database:
             if migration.version <= current:
                 continue
             script = migration.path.read_text(encoding="utf-8")
-            async with self._write_lock:
-                # executescript() would COMMIT first; run the statements one by one inside our own transaction.
-                await self._conn.execute("BEGIN IMMEDIATE")
-                try:
+            # executescript() would COMMIT first; run the statements one by one inside our own transaction.
+            try:
+                async with self.transaction() as conn:
                     for statement in _split_statements(script):
-                        await self._conn.execute(statement)
-                    await self._conn.execute(f"PRAGMA user_version={migration.version}")
-                except sqlite3.Error as exc:
-                    await self._conn.execute("ROLLBACK")
-                    raise MigrationError(
-                        f"migration {migration.name} failed: {exc}; database left at version {current}"
-                    ) from exc
-                await self._conn.execute("COMMIT")
+                        await conn.execute(statement)
+                    await conn.execute(f"PRAGMA user_version={migration.version}")
+            except sqlite3.Error as exc:
+                raise MigrationError(
+                    f"migration {migration.name} failed: {exc}; database left at version {current}"
+                ) from exc
             log.info("applied migration %s", migration.name)
             current = migration.version
         return current

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -131,3 +132,57 @@ async def test_run_in_transaction_commits_or_rolls_back_as_one(tmp_path: Path) -
         )
         assert len(results) == 40
         assert await db.fetch_value("SELECT COUNT(*) FROM t") == 2 + 40 + 20
+
+
+async def test_a_transaction_cancelled_at_any_await_leaves_the_connection_usable(tmp_path: Path) -> None:
+    """Shutdown cancels tasks wherever they are: no cancellation point may leave a transaction open."""
+    async with await Database.open(tmp_path / "bot.sqlite3") as db:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+
+        async def write(n: int) -> None:
+            async with db.transaction() as conn:
+                await conn.execute("INSERT INTO t VALUES (?)", (n,))
+                await conn.execute("INSERT INTO t VALUES (?)", (-n,))
+
+        # Cancel after 0, 1, 2, … loop iterations: that lands on every await in turn (BEGIN, each
+        # statement, COMMIT, and the moments between them), and past the end once it is done.
+        finished = cancelled = 0
+        for steps in range(60):
+            task = asyncio.create_task(write(steps + 1))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                await task
+                finished += 1
+            except asyncio.CancelledError:
+                cancelled += 1
+            # The next writer must never meet "cannot start a transaction within a transaction".
+            await db.execute("INSERT INTO t VALUES (0)")
+            rows = {
+                row[0] for row in await db.fetch_all("SELECT x FROM t WHERE x = ? OR x = ?", (steps + 1, -steps - 1))
+            }
+            assert rows in (set(), {steps + 1, -steps - 1}), f"half a transaction survived ({steps} steps)"
+        assert cancelled > 0
+        assert finished > 0
+        assert await db.fetch_value("SELECT count(*) FROM t WHERE x = 0") == 60
+
+
+async def test_a_cancelled_run_in_transaction_commits_all_or_nothing(tmp_path: Path) -> None:
+    async with await Database.open(tmp_path / "bot.sqlite3") as db:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+
+        def add_pair(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES (1)")
+            conn.execute("INSERT INTO t VALUES (2)")
+
+        for steps in range(10):
+            task = asyncio.create_task(db.run_in_transaction(add_pair))
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await db.execute("INSERT INTO t VALUES (3)")
+        count = await db.fetch_value("SELECT count(*) FROM t WHERE x IN (1, 2)")
+        assert count % 2 == 0
