@@ -27,6 +27,7 @@ from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient, RequestLimiter
 from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
+from bot.metrics import Metrics
 from bot.paid import PaidRequests
 from bot.services import Services
 from bot.settings import Settings
@@ -48,6 +49,7 @@ def build_services(
     clock: Callable[[], float],
 ) -> Services:
     """Wire the domain services on top of the infrastructure (constructor injection, no globals)."""
+    metrics = Metrics()
     ledger = CreditLedger(
         db, clock, default_allowance=settings.default_allowance, default_period=settings.default_period
     )
@@ -81,9 +83,11 @@ def build_services(
             deadline=settings.job_deadline_minutes * 60.0,
             submit_grace=settings.job_submit_grace_seconds,
         ),
+        metrics=metrics,
     )
     return Services(
         settings=settings,
+        metrics=metrics,
         db=db,
         http=http,
         hypereal=hypereal,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bot.hypereal import HyperealClient
     from bot.images import ImageService
     from bot.jobs import JobService
+    from bot.metrics import Metrics
     from bot.paid import PaidRequests
     from bot.settings import Settings
     from bot.transcribe import TranscriptionService
@@ -28,6 +29,7 @@ class Services:
     """Built by the composition root; cogs read it as ``bot.services``."""
 
     settings: Settings
+    metrics: Metrics
     db: Database
     http: aiohttp.ClientSession
     hypereal: HyperealClient

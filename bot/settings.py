@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     job_deadline_minutes: int = Field(default=45, ge=1)
     job_poll_first_seconds: float = Field(default=15.0, gt=0)
     job_poll_max_seconds: float = Field(default=60.0, gt=0)
-    job_submit_grace_seconds: float = Field(default=600.0, gt=0)
+    # Unset: an unconfirmed submit stays adoptable by its webhook until JOB_DEADLINE_MINUTES.
+    job_submit_grace_seconds: float | None = Field(default=None, gt=0)
     output_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_OUTPUT_HOSTS))
     output_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
 
@@ -92,7 +93,9 @@ class Settings(BaseSettings):
     def _default_hosts_when_blank(cls, value: list[str]) -> list[str]:
         return value or list(DEFAULT_OUTPUT_HOSTS)
 
-    @field_validator("discord_dev_guild_id", "public_url", "hypereal_api_key", mode="before")
+    @field_validator(
+        "discord_dev_guild_id", "public_url", "hypereal_api_key", "job_submit_grace_seconds", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # `.env.example` leaves optional variables blank; blank means "not set", not "invalid".

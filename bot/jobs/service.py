@@ -28,9 +28,10 @@ from typing import Any, Protocol
 from bot.catalog import Catalog, ModelSpec
 from bot.download import DownloadedFile, DownloadFailed, DownloadRefused, DownloadTooLarge, SafeDownloader
 from bot.errors import BotError, InvalidInput, JobNotFound
-from bot.hypereal import HyperealClient, HyperealError, NotFound, ProviderTimeout
+from bot.hypereal import HyperealClient, HyperealError, JobStatus, NotFound, ProviderTimeout
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
 from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
+from bot.metrics import Metrics
 from bot.paid import Charge, PaidRequests, Requester
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 EARLY_FAILURES_IGNORED = 6
 QUIRK_TEXT = "failed to check status"
 MAX_DELIVERY_ATTEMPTS = 5
+# A job step (poll, download, settle, delivery) that raises is retried with backoff this many times, then the job
+# is failed and refunded: an answer the bot cannot process must not keep a reservation held for ever.
+MAX_STEP_FAILURES = 5
+# Hypereal's early "Failed to check status" is tolerated for this long after submission too (not only 6 polls).
+EARLY_FAILURE_WINDOW = 120.0
 MAX_SPEECH_CHARS = 5000
 POLL_KIND = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3d"}
 KIND_NOUN = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3D model"}
@@ -51,7 +57,14 @@ class JobTiming:
     first_poll: float = 15.0
     max_poll: float = 60.0
     deadline: float = 45 * 60.0
-    submit_grace: float = 10 * 60.0  # a submit with no answer is refunded after this, unless its webhook came
+    # A submit whose answer was lost stays adoptable by its webhook this long (None: until the deadline).
+    submit_grace: float | None = None
+    confirm_spacing: float = 5.0  # webhook confirmation polls of one job are at least this far apart
+
+    @property
+    def adoptable_for(self) -> float:
+        """How long an unconfirmed submit waits for its webhook before it is refunded."""
+        return self.deadline if self.submit_grace is None else min(self.submit_grace, self.deadline)
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ class JobService:
         public_url: str | None,
         timing: JobTiming | None = None,
         concurrency: int = 4,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.hypereal = hypereal
@@ -116,7 +130,9 @@ class JobService:
         self.clock = clock
         self.public_url = public_url.rstrip("/") if public_url else None
         self.timing = timing or JobTiming()
+        self.metrics = metrics or Metrics()
         self._deliverer: Deliverer | None = None
+        self._submitting: set[str] = set()  # jobs whose submit request is in flight in this process
         self._limit = asyncio.Semaphore(concurrency)
         self._inflight: set[str] = set()  # jobs a task is working on now
         self._tasks: set[asyncio.Task[None]] = set()
@@ -255,7 +271,7 @@ class JobService:
                 ),
                 webhook_token=token,
                 deadline_at=int(now + self.timing.deadline),
-                recheck_at=now + self.timing.submit_grace,
+                recheck_at=now + self.timing.adoptable_for,
             )
         except BaseException:
             await self.paid.refund(key, "could not store the job")
@@ -268,37 +284,32 @@ class JobService:
             await self._fail(job, "could not post the status message", announce=False)
             raise
         webhook_url = f"{self.public_url}/hypereal/webhook/{token}" if token else None
+        self._submitting.add(job.id)
         try:
-            if plan.category == "video":
-                submission = await self.hypereal.generate_video(plan.spec.id, plan.input, webhook_url=webhook_url)
-                hypereal_id, poll_url, credits, output = (
-                    submission.job_id,
-                    submission.poll_url,
-                    submission.credits_used,
-                    None,
-                )
-            else:
-                media = await self.hypereal.generate_media(plan.spec.id, plan.input, webhook_url=webhook_url)
-                hypereal_id, poll_url, credits, output = (
-                    media.job_id,
-                    media.poll_url,
-                    media.credits_used,
-                    media.output_url,
-                )
+            hypereal_id, poll_url, credits, output = await self._send(plan, webhook_url)
         except HyperealInsufficientCredits as exc:
             await self._fail(job, "the operator's Hypereal account is out of credits", announce=False)
             raise self.paid.operator_out_of_credits(exc, requester.guild_id) from exc
         except (TimeoutError, ProviderTimeout, OSError):
-            # The request may have reached Hypereal: never resend it. Its webhook can still adopt it;
-            # otherwise the poller refunds it when the submit grace has passed.
+            # The request may have reached Hypereal: never resend it. Only its webhook can still adopt it.
             log.warning("job submit unconfirmed job=%s model=%s", job.id, job.model)
+            if not self.public_url:
+                await self._refund_unconfirmed(job, announce=False)
+                raise JobUnconfirmed(
+                    "Hypereal did not confirm the job in time, and without a webhook the bot cannot find out "
+                    f"whether it started, so its {credits_text(plan.estimate)} were refunded. Try again in a minute."
+                ) from None
+            minutes = max(1, round(self.timing.adoptable_for / 60))
             raise JobUnconfirmed(
                 "Hypereal did not confirm the job in time. If it started, the result will still be posted here; "
-                f"if not, the {plan.estimate} credits come back within {int(self.timing.submit_grace // 60)} minutes."
+                f"if not, its {credits_text(plan.estimate)} come back within {minutes} minutes."
             ) from None
         except HyperealError:
             await self._fail(job, "Hypereal refused the request", announce=False)
             raise
+        finally:
+            self._submitting.discard(job.id)
+        # Stored the moment the answer arrived: from here on a crash loses nothing.
         if output:
             # Some media models answer at once: nothing to wait for.
             await self.store.mark_completed(job.id, output, credits)
@@ -309,6 +320,16 @@ class JobService:
         refreshed = await self.store.get(job.id)
         assert refreshed is not None
         return refreshed
+
+    async def _send(
+        self, plan: JobPlan, webhook_url: str | None
+    ) -> tuple[str | None, str | None, int | None, str | None]:
+        """POST the job once: (Hypereal's job id, poll URL, credits reported, output URL if finished at once)."""
+        if plan.category == "video":
+            submission = await self.hypereal.generate_video(plan.spec.id, plan.input, webhook_url=webhook_url)
+            return submission.job_id, submission.poll_url, submission.credits_used, None
+        media = await self.hypereal.generate_media(plan.spec.id, plan.input, webhook_url=webhook_url)
+        return media.job_id, media.poll_url, media.credits_used, media.output_url
 
     # ── webhook ──────────────────────────────────────────────────────────────
 
@@ -324,12 +345,20 @@ class JobService:
         if not job.is_open:
             return 200, "already finished"
         await self.store.store_webhook(job.id, payload)
+        now = self.clock()
         if job.hypereal_job_id is None:
             # Its submit answer was lost (timeout or crash): the webhook tells us which job it is.
-            if not await self.store.adopt(job.id, hypereal_job_id, self.clock()):
+            if not await self.store.adopt(job.id, hypereal_job_id, now):
                 return 200, "already finished"
             log.info("adopted unconfirmed job=%s from its webhook", job.id)
-        self._spawn(job.id)
+        else:
+            # Nothing signs webhooks, so a status poll decides — one at a time per job, spaced from the
+            # last one, however many webhooks arrive (they share the hourly Hypereal budget).
+            spacing = min(self.timing.confirm_spacing, self.timing.first_poll)
+            last = job.last_polled_at
+            at = now if last is None or now - last >= spacing else last + spacing
+            await self.store.request_confirmation(job.id, at)
+        self.wake()
         return 200, "ok"
 
     # ── following jobs ───────────────────────────────────────────────────────
@@ -396,6 +425,10 @@ class JobService:
         count = 0
         for job in await self.store.unfinished():
             count += 1
+            if job.state == "submitting" and self.public_url:
+                continue  # its webhook may still come; it is refunded when its wait is over
+            # A submit left by the previous process cannot be in flight any more; without webhooks
+            # nothing can ever name it, so it is refunded now rather than at the deadline.
             await self.store.due_now(job.id, now)
         if count:
             log.info("resuming %s unfinished job(s)", count)
@@ -424,15 +457,41 @@ class JobService:
             raise
         except Exception:
             log.exception("job step failed job=%s", job_id)
+            self.metrics.job_step_failures.inc()
             with contextlib.suppress(Exception):
-                await self.store.schedule_poll(job_id, self.clock() + self.timing.max_poll, polled=False)
+                await self._step_failed(job_id)
         finally:
             self._inflight.discard(job_id)
 
-    async def _check_unconfirmed(self, job: Job) -> None:
-        if self.clock() < job.created_at + self.timing.submit_grace:
+    async def _step_failed(self, job_id: str) -> None:
+        """Count a failed step; retry with backoff, and after ``MAX_STEP_FAILURES`` fail and refund the job."""
+        job = await self.store.get(job_id)
+        if job is None:
             return
-        await self._fail(job, "Hypereal never confirmed the job", announce=True)
+        failures = await self.store.count_step_failure(job_id, self.clock() + self._backoff(job.step_failures))
+        if failures < MAX_STEP_FAILURES:
+            return
+        self.metrics.jobs_given_up.inc()
+        reason = "the bot could not process Hypereal's answer for it"
+        log.warning("giving up job=%s after %s failed steps", job_id, failures)
+        if job.state == "completed":
+            await self._fail_finished(job, reason, "the bot could not process Hypereal's answer")
+        else:
+            await self._fail(job, reason, announce=True)
+
+    async def _check_unconfirmed(self, job: Job) -> None:
+        """A ``submitting`` job: still in flight here, waiting for its webhook, or given up and refunded."""
+        if job.id in self._submitting:
+            return  # this process is still waiting for Hypereal's answer
+        if self.public_url and self.clock() < job.created_at + self.timing.adoptable_for:
+            return  # its webhook may still name it
+        await self._refund_unconfirmed(job, announce=True)
+
+    async def _refund_unconfirmed(self, job: Job, *, announce: bool) -> None:
+        """Hypereal never confirmed this submit and cannot be asked about it: refund, count, tell the requester."""
+        if await self._fail(job, UNCONFIRMED_REASON, announce=announce):
+            self.metrics.jobs_unconfirmed_refunded.inc()
+            log.warning("refunded unconfirmed job=%s model=%s", job.id, job.model)
 
     def _backoff(self, polls: int) -> float:
         base = min(self.timing.first_poll * 2 ** max(polls, 0), self.timing.max_poll)
@@ -453,11 +512,14 @@ class JobService:
             return
         except HyperealError as exc:
             log.info("job poll failed job=%s: %s", job.id, exc)
-            await self.store.schedule_poll(job.id, self.clock() + self._backoff(job.poll_count), polled=True)
+            await self._poll_again(job)
             return
-        quirk = status.state == "failed" and QUIRK_TEXT in (status.error or "").lower()
-        if status.state == "pending" or (quirk and job.poll_count < EARLY_FAILURES_IGNORED):
-            await self.store.schedule_poll(job.id, self.clock() + self._backoff(job.poll_count), polled=True)
+        if status.state == "pending" or (status.state == "failed" and self._failure_may_be_early(job, status)):
+            await self._poll_again(job)
+            return
+        if status.state == "failed" and job.confirm_requested:
+            # A webhook's confirmation poll never fails a job: the poller's own polls decide failures.
+            await self._poll_again(job)
             return
         if status.state == "failed":
             await self._fail(job, status.error or "Hypereal reported a failure", announce=True)
@@ -471,10 +533,24 @@ class JobService:
             assert finished is not None
             await self._deliver(finished)
 
-    async def _fail(self, job: Job, reason: str, *, announce: bool) -> None:
-        """Fail an open job, refund it, and (when asked) tell the requester. Only the winner acts."""
+    async def _poll_again(self, job: Job) -> None:
+        """Schedule the next poll with backoff (a webhook's confirmation poll does not advance the backoff)."""
+        scheduled = not job.confirm_requested
+        await self.store.schedule_poll(
+            job.id, self.clock() + self._backoff(job.poll_count), polled=True, scheduled=scheduled
+        )
+
+    def _failure_may_be_early(self, job: Job, status: JobStatus) -> bool:
+        """Hypereal's quirk: a fresh job answers "failed" / "Failed to check status" while it still runs."""
+        if QUIRK_TEXT not in (status.error or "").lower():
+            return False
+        young = self.clock() - job.created_at < EARLY_FAILURE_WINDOW
+        return young or job.poll_count < EARLY_FAILURES_IGNORED
+
+    async def _fail(self, job: Job, reason: str, *, announce: bool) -> bool:
+        """Fail an open job, refund it, and (when asked) tell the requester. Only the winner acts (returns True)."""
         if not await self.store.mark_failed(job.id, reason):
-            return
+            return False
         if job.reservation_key:
             await self.paid.refund(job.reservation_key, f"job failed: {reason}")
         log.info("job failed job=%s model=%s reason=%s", job.id, job.model, reason)
@@ -484,13 +560,16 @@ class JobService:
                 await self._deliverer.announce_failure(job, reason, charge)
             except Exception:
                 log.exception("could not announce a failed job=%s", job.id)
+        return True
 
     async def _refund_charge(self, job: Job) -> Charge:
         balance = await self.paid.ledger.balance(job.guild_id) if job.guild_id else 0
         return Charge(model=job.model, credits=0, balance_left=balance)
 
     async def _settle(self, job: Job) -> Charge:
-        actual = job.credits_used if job.credits_used is not None else job.estimate
+        # An invalid report (never stored by today's client, but rows may predate it) charges the estimate.
+        reported = job.credits_used
+        actual = reported if reported is not None and reported >= 0 else job.estimate
         if job.reservation_key is None or job.guild_id is None:
             return Charge(model=job.model, credits=actual, balance_left=0)
         return await self.paid.settle(job.guild_id, job.reservation_key, job.model, actual)
@@ -532,16 +611,21 @@ class JobService:
     async def _refuse_output(self, job: Job, refusal: DownloadRefused) -> None:
         """An output the bot must not fetch (not https, off the allow-list, a private address): fail and refund."""
         log.warning("refused to download the output of job=%s: %s", job.id, refusal)
-        reason = f"its output link was refused ({refusal.user_message})"
+        await self._fail_finished(
+            job, f"its output link was refused ({refusal.user_message})", "output refused by the download rules"
+        )
+
+    async def _fail_finished(self, job: Job, reason: str, ledger_note: str) -> None:
+        """A completed job that cannot be delivered: fail it, refund it, tell the requester (only the winner acts)."""
         if not await self.store.fail_completed(job.id, reason):
             return
         if job.reservation_key:
-            await self.paid.refund(job.reservation_key, "output refused by the download rules")
+            await self.paid.refund(job.reservation_key, ledger_note)
         if self._deliverer is not None:
             try:
                 await self._deliverer.announce_failure(job, reason, await self._refund_charge(job))
             except Exception:
-                log.exception("could not announce a refused output job=%s", job.id)
+                log.exception("could not announce a failed job=%s", job.id)
 
     # ── the requester's view ─────────────────────────────────────────────────
 
@@ -570,6 +654,16 @@ class JobService:
             "Cancelled: the bot stopped tracking this job and will not post its result. Hypereal cannot stop a "
             f"job once it started and charged it, so its {charge.credits} credits stay spent."
         )
+
+
+UNCONFIRMED_REASON = (
+    "Hypereal never confirmed that it started this job (its answer was lost, and Hypereal offers no way to look it up)"
+)
+
+
+def credits_text(amount: int) -> str:
+    """``1 credit`` / ``N credits``."""
+    return f"{amount} credit" if amount == 1 else f"{amount} credits"
 
 
 class JobUnconfirmed(BotError):

@@ -70,6 +70,9 @@ class Job:
     deadline_at: int
     created_at: int
     finished_at: int | None
+    step_failures: int = 0
+    last_polled_at: float | None = None
+    confirm_requested: bool = False  # a webhook asked for a confirmation poll (it may not fail the job)
 
     @property
     def prompt(self) -> str:
@@ -137,6 +140,9 @@ def _job(row: sqlite3.Row) -> Job:
         deadline_at=row["deadline_at"],
         created_at=row["created_at"],
         finished_at=row["finished_at"],
+        step_failures=row["step_failures"],
+        last_polled_at=row["last_polled_at"],
+        confirm_requested=bool(row["confirm_requested"]),
     )
 
 
@@ -223,28 +229,60 @@ class JobStore:
         )
 
     async def adopt(self, job_id: str, hypereal_job_id: str, next_poll_at: float) -> bool:
-        """A ``submitting`` job whose answer was lost learns its Hypereal id (from its webhook)."""
+        """A ``submitting`` job whose answer was lost learns its Hypereal id (from its webhook), to be confirmed."""
         return await self._transition(
             job_id,
             ("submitting",),
-            {"state": "pending", "hypereal_job_id": hypereal_job_id, "next_poll_at": next_poll_at},
+            {
+                "state": "pending",
+                "hypereal_job_id": hypereal_job_id,
+                "next_poll_at": next_poll_at,
+                "confirm_requested": 1,
+            },
         )
 
     async def store_webhook(self, job_id: str, payload: dict[str, Any]) -> None:
         """Keep the last webhook payload (for the record; the status poll decides)."""
         await self.db.execute("UPDATE jobs SET webhook_payload = ? WHERE id = ?", (json.dumps(payload), job_id))
 
-    async def schedule_poll(self, job_id: str, at: float, *, polled: bool) -> None:
-        """When to look at an unfinished job next (and count the poll that was just made)."""
+    async def schedule_poll(self, job_id: str, at: float, *, polled: bool, scheduled: bool = True) -> None:
+        """When to look at an unfinished job next, after a poll (``polled``) or without one.
+
+        A poll clears the job's confirmation request; only ``scheduled`` polls (the poller's own,
+        not a webhook's confirmation) count towards ``poll_count``, which Hypereal's early-failure
+        quirk is measured in.
+        """
+        counted = 1 if polled and scheduled else 0
         await self.db.execute(
-            "UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + ? WHERE id = ? AND state IN (?, ?, ?)",
-            (at, 1 if polled else 0, job_id, *OPEN_STATES, "completed"),
+            "UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + ?,"
+            " last_polled_at = CASE WHEN ? THEN ? ELSE last_polled_at END,"
+            " confirm_requested = CASE WHEN ? THEN 0 ELSE confirm_requested END"
+            " WHERE id = ? AND state IN (?, ?, ?)",
+            (at, counted, int(polled), self.clock(), int(polled), job_id, *OPEN_STATES, "completed"),
         )
 
-    async def due_now(self, job_id: str, at: float) -> None:
-        """Make a pending or completed job due at ``at`` (start-up resumes everything at once)."""
+    async def request_confirmation(self, job_id: str, at: float) -> bool:
+        """A webhook arrived: poll the job once at ``at`` (or sooner if already due). Coalesced per job."""
+        changed = await self.db.execute(
+            "UPDATE jobs SET confirm_requested = 1,"
+            " next_poll_at = CASE WHEN next_poll_at IS NULL OR next_poll_at > ? THEN ? ELSE next_poll_at END"
+            " WHERE id = ? AND state = 'pending'",
+            (at, at, job_id),
+        )
+        return changed == 1
+
+    async def count_step_failure(self, job_id: str, retry_at: float) -> int:
+        """A job step raised: count it and look again at ``retry_at``; returns the failures so far."""
         await self.db.execute(
-            "UPDATE jobs SET next_poll_at = ? WHERE id = ? AND state IN ('pending', 'completed')", (at, job_id)
+            "UPDATE jobs SET step_failures = step_failures + 1, next_poll_at = ? WHERE id = ?", (retry_at, job_id)
+        )
+        return int(await self.db.fetch_value("SELECT step_failures FROM jobs WHERE id = ?", (job_id,)) or 0)
+
+    async def due_now(self, job_id: str, at: float) -> None:
+        """Make an unfinished job due at ``at`` (start-up resumes everything at once)."""
+        await self.db.execute(
+            "UPDATE jobs SET next_poll_at = ? WHERE id = ? AND state IN ('submitting', 'pending', 'completed')",
+            (at, job_id),
         )
 
     async def mark_completed(self, job_id: str, output_url: str, credits_used: int | None) -> bool:

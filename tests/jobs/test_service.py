@@ -172,25 +172,49 @@ async def test_webhook_tokens_are_stored_hashed(make_harness: MakeHarness) -> No
     assert await h.jobs.job_for_token(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
 
 
-async def test_an_unanswered_submit_is_never_resent_and_is_refunded_after_the_grace(
+async def test_an_unanswered_submit_without_webhooks_is_refunded_at_once_and_never_resent(
     make_harness: MakeHarness,
 ) -> None:
-    h = await make_harness(timeout=0.3, submit_grace=0.6)
+    """No PUBLIC_URL: nothing can ever name the job, so waiting would only keep the credits held."""
+    h = await make_harness(timeout=0.3)
     h.sandbox.faults.delay_seconds = 1.0  # Hypereal answers after our client gave up
     h.jobs.start()
-    with pytest.raises(JobUnconfirmed, match="did not confirm"):
+    with pytest.raises(JobUnconfirmed, match="were refunded"):
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("slow"), upload_limit=None, on_reserved=_no_status)
+    (job,) = await h.jobs.store.for_user(GUILD, REQUESTER.user_id)
+    assert job.state == "failed"
+    assert await h.reservation(job.id) == "refunded"
+    assert h.jobs.metrics.jobs_unconfirmed_refunded._value.get() == 1
+    await asyncio.sleep(1.2)
+    assert len([r for r in h.sandbox.requests if r.path == "/v1/videos/generate"]) == 1
+    assert job.credits_label == "refunded"
+
+
+async def test_an_unanswered_submit_waits_for_its_webhook_then_is_refunded_and_counted(
+    make_harness: MakeHarness,
+) -> None:
+    h = await make_harness(public_url="https://bot.example", timeout=0.3, submit_grace=0.8)
+    h.sandbox.faults.delay_seconds = 1.0
+    h.sandbox.faults.drop_webhooks = True
+    h.jobs.start()
+    with pytest.raises(JobUnconfirmed, match="will still be posted here"):
         await h.jobs.submit(REQUESTER, h.jobs.plan_video("slow"), upload_limit=None, on_reserved=_no_status)
     (job,) = await h.jobs.store.unfinished()
     assert job.state == "submitting"
     assert await h.reservation(job.id) == "held"
     await h.until(lambda: h.delivery.failures)
-    assert h.delivery.failures == [(job.id, "Hypereal never confirmed the job")]
+    ((failed_id, reason),) = h.delivery.failures
+    assert failed_id == job.id
+    assert "never confirmed" in reason
     assert await h.state(job.id) == "failed"
     assert await h.reservation(job.id) == "refunded"
     assert len([r for r in h.sandbox.requests if r.path == "/v1/videos/generate"]) == 1
-    failed = await h.jobs.store.get(job.id)
-    assert failed is not None
-    assert failed.credits_label == "refunded"
+    assert h.jobs.metrics.jobs_unconfirmed_refunded._value.get() == 1
+
+
+def test_an_unconfirmed_submit_stays_adoptable_until_the_deadline_by_default() -> None:
+    assert JobTiming(deadline=45 * 60.0).adoptable_for == 45 * 60.0
+    assert JobTiming(deadline=45 * 60.0, submit_grace=60).adoptable_for == 60
 
 
 async def test_an_unanswered_submit_is_adopted_when_its_webhook_arrives(make_harness: MakeHarness) -> None:
@@ -282,3 +306,104 @@ async def test_an_output_off_the_allow_list_is_not_fetched_and_the_job_is_refund
     assert h.delivery.delivered == []
     assert await h.state(job.id) == "failed"
     assert await h.reservation(job.id) == "refunded"
+
+
+async def _webhook(h: Harness, job: Job, status: str) -> tuple[int, str]:
+    fresh = await h.jobs.store.get(job.id)
+    assert fresh is not None
+    assert fresh.hypereal_job_id is not None
+    return await h.jobs.accept_webhook(fresh, {"jobId": fresh.hypereal_job_id, "status": status}, fresh.hypereal_job_id)
+
+
+def _status_polls(h: Harness) -> int:
+    return len([r for r in h.sandbox.requests if r.path.startswith("/api/v1/jobs/")])
+
+
+async def test_a_flood_of_webhooks_costs_one_confirmation_poll(make_harness: MakeHarness) -> None:
+    """300 webhooks used to mean 300 polls of the shared hourly budget; now one per job at a time."""
+    h = await make_harness(public_url="https://bot.example", first_poll=30, max_poll=30)
+    h.sandbox.faults.job_delay = 60
+    h.sandbox.faults.drop_webhooks = True
+    h.jobs.start()
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("popular"), upload_limit=None, on_reserved=_no_status)
+    for _ in range(30):  # one after another, each after the previous one's poll had time to run
+        assert (await _webhook(h, job, "completed"))[0] == 200
+        await asyncio.sleep(0.03)
+    await h.until(lambda: _status_polls(h) >= 1)
+    await asyncio.sleep(0.3)
+    assert _status_polls(h) == 1
+    assert await h.state(job.id) == "pending"  # the poll said "processing": a claim alone settles nothing
+
+
+async def test_webhooks_never_make_a_job_fail(make_harness: MakeHarness) -> None:
+    """Confirmation polls meeting Hypereal's early "Failed to check status" (or any failure) leave the job alone."""
+    h = await make_harness(public_url="https://bot.example", first_poll=30, max_poll=30, confirm_spacing=0.05)
+    h.sandbox.faults.job_delay = 60
+    h.sandbox.faults.drop_webhooks = True
+    h.sandbox.faults.early_status_failures = 1000
+    h.jobs.start()
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("busy"), upload_limit=None, on_reserved=_no_status)
+    for polls in range(1, 10):
+        assert await _webhook(h, job, "failed") == (200, "ok")
+        await h.until(lambda polls=polls: _status_polls(h) >= polls)
+        await asyncio.sleep(0.06)
+    assert await h.state(job.id) == "pending"
+    assert await h.reservation(job.id) == "held"
+    stored = await h.jobs.store.get(job.id)
+    assert stored is not None
+    assert stored.poll_count == 0
+    assert h.delivery.failures == []
+
+
+async def _completed_job(h: Harness, output_url: str, credits: int | None) -> Job:
+    """A job Hypereal finished with this output and report, as the poller would store it."""
+    job_id = new_job_id()
+    await h.paid.reserve(REQUESTER, "video", "kling-3-0-std-t2v", 42, f"job:{job_id}")
+    job = await h.jobs.store.create(
+        NewJob(job_id, GUILD, 3, 2, "video", "kling-3-0-std-t2v", "video", {}, f"job:{job_id}", 42),
+        webhook_token=None,
+        deadline_at=int(time.time()) + 600,
+        recheck_at=time.time(),
+    )
+    await h.jobs.store.mark_pending(job.id, f"hj-{job_id}", None, None, time.time() + 600)
+    assert await h.jobs.store.mark_completed(job.id, output_url, credits)
+    return job
+
+
+@pytest.mark.parametrize(
+    "output_url",
+    [
+        "https://evil.example\\@cdn.hypereal.tech/x",
+        "https://xn--zz-bogus.example/x.mp4",
+        "https://[::1/x.mp4",
+    ],
+)
+async def test_an_output_the_bot_cannot_process_fails_and_refunds_after_a_few_tries(
+    make_harness: MakeHarness, output_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job used to stay "completed" with its credits held and a "job step failed" line every minute."""
+    h = await make_harness()
+    job = await _completed_job(h, output_url, 42)
+    h.jobs.start()
+    await h.until(lambda: h.delivery.failures)
+    assert await h.state(job.id) == "failed"
+    assert await h.reservation(job.id) == "refunded"
+    assert [job_id for job_id, _ in h.delivery.failures] == [job.id]
+    await asyncio.sleep(0.5)
+    failed_steps = [r for r in caplog.records if r.getMessage().startswith("job step failed")]
+    assert len(failed_steps) <= 5
+
+
+async def test_a_negative_reported_cost_settles_to_the_estimate(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    h.jobs.start()
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("fine"), upload_limit=None, on_reserved=_no_status)
+    await h.until(lambda: h.delivery.delivered)
+    # The same with a report that is not a cost at all.
+    url = h.sandbox.output_urls()[0]
+    odd = await _completed_job(h, url, -5)
+    await h.until(lambda: len(h.delivery.delivered) == 2)
+    assert h.delivery.delivered[1][0] == odd.id
+    actual = await h.db.fetch_value("SELECT actual FROM reservations WHERE key = ?", (f"job:{odd.id}",))
+    assert actual == 42
+    assert job.id != odd.id
