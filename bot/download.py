@@ -9,8 +9,15 @@ in unsigned webhooks and API answers, so they are untrusted: an attacker who cou
 - host names are resolved by our own resolver, which refuses private, loopback, link-local and other
   non-global addresses at connect time (so DNS cannot point an allowed name at an internal address);
 - IP literals in any spelling (decimal ``2130706433``, hex, short forms) are never on the allow-list;
+- every link, and every redirect's ``Location``, must first have a sane shape (``bot.urls``, the same
+  check the Hypereal models apply): a backslash, userinfo, a bogus ``xn--`` host or a malformed
+  ``Location`` is refused in words, never raised as a ``ValueError``/``UnicodeError``;
 - redirects are followed by hand, each hop checked again; the body is streamed to a temporary file
   with a size cap and an overall timeout, so memory stays flat whatever the size.
+
+``SafeDownloader.download`` raises only ``DownloadRefused`` (including ``DownloadTooLarge``) — the link
+must not or cannot be fetched, retrying will not help — or ``DownloadFailed`` — a transport problem worth
+another try. Nothing else escapes it, so a caller's retry and refund logic sees only these two.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
 from bot.errors import BotError
+from bot.urls import BadURL, ascii_host, join_location, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +89,27 @@ class AllowList:
             entry = raw.strip()
             if not entry:
                 continue
-            if "://" in entry:
-                url = URL(entry)
-                if url.scheme not in ("http", "https") or not url.host or url.port is None:
-                    raise ValueError(f"OUTPUT_HOSTS entry {entry!r} must look like https://host:port")
-                origins.add((url.scheme, url.host.lower(), url.port))
-            else:
-                hosts.add(entry.lower().rstrip("."))
+            problem = f"OUTPUT_HOSTS entry {entry!r} must be a host name or look like https://host:port"
+            try:
+                if "://" in entry:
+                    url = parse_url(entry)
+                    if not url.raw_host or url.port is None:
+                        raise ValueError(problem)
+                    origins.add((url.scheme, url.raw_host.lower(), url.port))
+                else:
+                    hosts.add(ascii_host(entry))
+            except BadURL:
+                raise ValueError(problem) from None
         return cls(frozenset(hosts), frozenset(origins))
 
     def is_exact_origin(self, url: URL) -> bool:
         """True when the URL's origin is listed with its scheme and port (loopback allowed only this way)."""
-        return (url.scheme, (url.host or "").lower(), url.port or 0) in self.origins
+        return (url.scheme, (url.raw_host or "").lower(), url.port or 0) in self.origins
 
     def check(self, url: URL) -> None:
         """Raise ``DownloadRefused`` unless the URL may be fetched."""
-        host = (url.host or "").lower().rstrip(".")
+        # raw_host is the ASCII (punycode) form: .host would decode it, and a bogus xn-- label raises.
+        host = (url.raw_host or "").lower().rstrip(".")
         if self.is_exact_origin(url):
             return
         if url.scheme != "https":
@@ -131,6 +144,10 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+class PrivateAddressRefused(OSError):
+    """Raised by :class:`PublicOnlyResolver` when a name resolves only to non-public addresses."""
+
+
 class PublicOnlyResolver(AbstractResolver):
     """Resolves host names but drops every non-public address; fails when none is left.
 
@@ -147,7 +164,7 @@ class PublicOnlyResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         public = [result for result in results if is_public_address(result["host"])]
         if not public:
-            raise OSError(f"{host} resolves only to private or local addresses; refusing to connect")
+            raise PrivateAddressRefused(f"{host} resolves only to private or local addresses; refusing to connect")
         return public
 
     async def close(self) -> None:
@@ -185,13 +202,27 @@ class SafeDownloader:
             await self._session.close()
 
     async def download(self, url: str, *, max_bytes: int | None = None, filename: str | None = None) -> DownloadedFile:
-        """Fetch ``url`` into a temporary file and return it; raises ``DownloadRefused`` or ``DownloadFailed``."""
+        """Fetch ``url`` into a temporary file and return it; raises only ``DownloadRefused`` or ``DownloadFailed``."""
         cap = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
         try:
+            parsed = parse_url(url)
+        except BadURL as exc:
+            raise DownloadRefused(f"The output link is malformed ({exc}), so the bot will not download it.") from None
+        try:
             async with asyncio.timeout(self.timeout):
-                return await self._download(URL(url), cap, filename)
+                return await self._download(parsed, cap, filename)
+        except (DownloadRefused, DownloadFailed):
+            raise
         except TimeoutError:
             raise DownloadFailed("Downloading the result took too long. Try again later with /jobs.") from None
+        except (ValueError, aiohttp.InvalidURL) as exc:
+            # A link yarl or aiohttp could not handle after all (UnicodeError is a ValueError): it will not improve.
+            log.warning("refused an output link aiohttp could not handle: %s", type(exc).__name__)
+            raise DownloadRefused("The output link could not be read, so the bot will not download it.") from None
+        except Exception as exc:
+            # The contract is two exceptions; anything else (a connector or disk error) is worth another try.
+            log.warning("download failed unexpectedly: %s", type(exc).__name__, exc_info=True)
+            raise DownloadFailed(f"Downloading the result failed ({type(exc).__name__}).") from None
 
     async def _download(self, url: URL, cap: int, filename: str | None) -> DownloadedFile:
         session = self._get_session()
@@ -200,17 +231,14 @@ class SafeDownloader:
             try:
                 response = await session.get(url, allow_redirects=False)
             except aiohttp.ClientConnectorError as exc:
-                raise DownloadRefused(
-                    f"The output host {url.host} could not be reached safely: {exc.os_error}"
-                ) from None
+                raise _connect_error(url, exc) from None
+            except aiohttp.InvalidURL:
+                raise DownloadRefused("The output link could not be read, so the bot will not download it.") from None
             except aiohttp.ClientError as exc:
                 raise DownloadFailed(f"Downloading the result failed ({type(exc).__name__}).") from None
             async with response:
                 if response.status in (301, 302, 303, 307, 308):
-                    location = response.headers.get("Location")
-                    if not location:
-                        raise DownloadFailed("The output host answered a redirect without a location.")
-                    url = url.join(URL(location))
+                    url = _redirect_target(url, response.headers.get("Location"))
                     continue
                 if response.status != 200:
                     raise DownloadFailed(f"The output host answered HTTP {response.status}.")
@@ -244,3 +272,23 @@ class SafeDownloader:
                 raise
         log.info("downloaded output host=%s bytes=%s type=%s", response.url.host, size, content_type)
         return DownloadedFile(path=path, size=size, content_type=content_type, filename=name)
+
+
+def _connect_error(url: URL, exc: aiohttp.ClientConnectorError) -> DownloadRefused | DownloadFailed:
+    """Our resolver's refusal of a private address is final; any other connection failure is transport."""
+    host = url.raw_host or "?"
+    if isinstance(exc.os_error, PrivateAddressRefused):
+        return DownloadRefused(f"The output host {host} could not be reached safely: {exc.os_error}")
+    return DownloadFailed(f"The output host {host} could not be reached ({type(exc.os_error).__name__}).")
+
+
+def _redirect_target(url: URL, location: str | None) -> URL:
+    """Where a redirect leads, checked for shape (the allow-list is checked by the next hop)."""
+    if not location:
+        raise DownloadFailed("The output host answered a redirect without a location.")
+    try:
+        return join_location(url, location)
+    except BadURL as exc:
+        raise DownloadRefused(
+            f"The output host redirected to a malformed link ({exc}), so the bot will not download it."
+        ) from None

@@ -10,9 +10,18 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.download import AllowList, DownloadRefused, SafeDownloader, is_public_address
+from bot.download import AllowList, DownloadFailed, DownloadRefused, SafeDownloader, is_public_address
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 1000
+BAD_LOCATIONS = [
+    "http://[::1",
+    "https://evil\\@cdn.hypereal.tech/",
+    "https://xn--zz.example/a.png",
+    "https://user@cdn.hypereal.tech/a.png",
+    "http://127.0.0.1:99999/a.png",
+    "javascript:alert(1)",
+    "/files/a b.png",
+]
 
 
 @pytest.fixture
@@ -31,6 +40,10 @@ async def origin() -> AsyncIterator[str]:
     async def redirect_loopback(request: web.Request) -> web.Response:
         raise web.HTTPFound("http://127.0.0.1:1/a.png")
 
+    async def redirect_raw(request: web.Request) -> web.Response:
+        # A Location exactly as a broken or hostile CDN might send it.
+        return web.Response(status=302, headers={"Location": BAD_LOCATIONS[int(request.match_info["n"])]})
+
     async def big(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()  # no Content-Length: the cap must hold while streaming
         response.enable_chunked_encoding()
@@ -44,6 +57,7 @@ async def origin() -> AsyncIterator[str]:
     app.router.add_get("/r/same", redirect_same)
     app.router.add_get("/r/away", redirect_away)
     app.router.add_get("/r/loopback", redirect_loopback)
+    app.router.add_get("/r/raw/{n}", redirect_raw)
     app.router.add_get("/big", big)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -145,3 +159,87 @@ def test_allow_list_entries_are_exact_origins() -> None:
     assert allowed.hosts == {"cdn.hypereal.tech"}
     with pytest.raises(ValueError, match="host:port"):
         AllowList.parse(["ftp://127.0.0.1:21"])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example\\@cdn.hypereal.tech/x",  # backslash in the authority
+        "https://xn--zz.example/x",  # bogus punycode: yarl's .host raises UnicodeError
+        "https://xn--ls8h.la/x",  # an emoji label, invalid under IDNA 2008
+        "https://xn--ls8h-invalid/x",  # a valid but unlisted name: refused by the allow-list
+        "https://user@cdn.hypereal.tech/x",
+        "https://cdn.hypereal.tech/a b.png",
+        "https://cdn.hypereal.tech/a\nb.png",
+        "javascript:alert(1)",
+        "/files/a.png",
+        "http://[::1",
+        "https://cdn.hypereal.tech:99999/a.png",
+        "",
+    ],
+)
+async def test_malformed_links_are_refused_never_raised(downloader: SafeDownloader, url: str) -> None:
+    with pytest.raises(DownloadRefused) as caught:
+        await downloader.download(url)
+    assert caught.value.user_message.endswith(".")
+
+
+@pytest.mark.parametrize("number", range(len(BAD_LOCATIONS)))
+async def test_a_malformed_redirect_location_is_refused(downloader: SafeDownloader, origin: str, number: int) -> None:
+    with pytest.raises(DownloadRefused, match="redirected to a malformed link"):
+        await downloader.download(f"{origin}/r/raw/{number}")
+
+
+async def test_an_unreachable_allowed_origin_is_a_transport_failure(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on (bound, never listening)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        loader = SafeDownloader(AllowList.parse([f"http://127.0.0.1:{port}"]), max_bytes=1024, temp_dir=tmp_path)
+        try:
+            with pytest.raises(DownloadFailed, match="could not be reached"):
+                await loader.download(f"http://127.0.0.1:{port}/a.png")
+        finally:
+            await loader.close()
+
+
+class _Broken(AbstractResolver):
+    """A resolver that fails in a way aiohttp does not wrap (as a buggy dependency would)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        raise self.error
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (RuntimeError("boom"), DownloadFailed),
+        (KeyError("family"), DownloadFailed),
+        (UnicodeError("label too long"), DownloadRefused),  # IDNA trouble: the link, not the network
+    ],
+)
+async def test_unexpected_errors_inside_map_to_the_two_contract_errors(
+    tmp_path: Path, error: Exception, expected: type[Exception]
+) -> None:
+    loader = SafeDownloader(
+        AllowList.parse(["cdn.hypereal.tech"]), max_bytes=1024, temp_dir=tmp_path, resolver=_Broken(error)
+    )
+    try:
+        with pytest.raises(expected):
+            await loader.download("https://cdn.hypereal.tech/a.png")
+    finally:
+        await loader.close()
+
+
+def test_allow_list_refuses_malformed_entries_in_words() -> None:
+    for entry in ("cdn.example:443", "a b.example", "https://evil\\@cdn.example:443", "http://[::1"):
+        with pytest.raises(ValueError, match="OUTPUT_HOSTS entry"):
+            AllowList.parse([entry])
+    assert AllowList.parse(["münchen.example"]).hosts == {"xn--mnchen-3ya.example"}

@@ -3,7 +3,9 @@
 Rules it keeps: a POST is never retried (it may have charged credits) and never follows a redirect
 (a 302 can turn it into a GET); GETs (job polls) retry with exponential backoff and full jitter;
 every request first takes a slot from the shared :class:`RequestLimiter`; the key goes only into
-the Authorization header — never into a log line, a repr or an exception.
+the Authorization header — never into a log line, a repr or an exception (error text from a body has it
+redacted, see ``bot.hypereal.errors``). Answers are validated by the models (``bot.hypereal.models``):
+malformed credits and links are normalised away and logged here by field name, never with the body.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from bot.hypereal.errors import (
     error_for_status,
     error_message,
 )
+from bot.hypereal.fields import clean_error_text
 from bot.hypereal.limiter import RequestLimiter
 from bot.hypereal.models import ChatMessage, ChatResponse, ImageResult, JobStatus, JobSubmission, MediaResult
 from bot.hypereal.sse import SSEParseError, SSEParser, credits_of, delta_text, finish_reason
+from bot.urls import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,10 @@ class HyperealClient:
     def __repr__(self) -> str:
         return f"HyperealClient(base_url={self.base_url!r})"
 
+    def _secrets(self) -> tuple[str, ...]:
+        """What must never appear in error text taken from a Hypereal body."""
+        return (self._api_key.get_secret_value(),)
+
     def _headers(self) -> dict[str, str]:
         return {
             "Authorization": f"Bearer {self._api_key.get_secret_value()}",
@@ -102,14 +110,14 @@ class HyperealClient:
             (time.monotonic() - started) * 1000,
         )
         if 300 <= response.status < 400:
-            raise RedirectRefused(response.status, response.headers.get("Location"))
+            raise RedirectRefused(response.status, response.headers.get("Location"), self._secrets())
         raw = await response.read()
         try:
             body: Any = json.loads(raw) if raw else None
         except (json.JSONDecodeError, UnicodeDecodeError):
             body = None
         if response.status >= 400:
-            raise error_for_status(response.status, body, _retry_after(response))
+            raise error_for_status(response.status, body, _retry_after(response), secrets=self._secrets())
         if not isinstance(body, dict):
             kind = response.headers.get("Content-Type", "?")
             raise MalformedResponse(
@@ -120,7 +128,7 @@ class HyperealClient:
             and error_message(body)
             and not any(k in body for k in ("data", "jobId", "choices", "status"))
         ):
-            raise error_for_status(400, body)
+            raise error_for_status(400, body, secrets=self._secrets())
         return body
 
     async def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -173,10 +181,15 @@ class HyperealClient:
     @staticmethod
     def _parse(model: type[ModelT], body: dict[str, Any], what: str) -> ModelT:
         try:
-            return model.model_validate(body)
+            result = model.model_validate(body)
         except ValidationError as exc:
             fields = ", ".join(".".join(str(p) for p in error["loc"]) or "?" for error in exc.errors())
             raise MalformedResponse(f"Hypereal {what} answer has an unexpected shape (fields: {fields})") from None
+        problems = getattr(result, "problems", ())
+        if problems:
+            # Field names and reasons only: the body itself may hold anything.
+            log.warning("hypereal %s answer had invalid fields, ignored: %s", what, "; ".join(problems))
+        return result
 
     # ── endpoints ────────────────────────────────────────────────────────────
 
@@ -272,7 +285,7 @@ class HyperealClient:
     def _image_result(self, body: dict[str, Any]) -> ImageResult:
         result = self._parse(ImageResult, body, "image")
         if not result.data and not result.job_id:
-            raise MalformedResponse("Hypereal image answer has neither data nor jobId")
+            raise MalformedResponse(result.output_url_problem or "Hypereal image answer has neither data nor jobId")
         return result
 
     async def generate_video(
@@ -291,7 +304,9 @@ class HyperealClient:
         )
         result = self._parse(MediaResult, body, "media")
         if not (result.output_url or result.job_id or result.text is not None):
-            raise MalformedResponse("Hypereal media answer has no outputUrl, jobId or text")
+            raise MalformedResponse(
+                result.output_url_problem or "Hypereal media answer has no outputUrl, jobId or text"
+            )
         return result
 
     async def job_status(
@@ -299,15 +314,22 @@ class HyperealClient:
     ) -> JobStatus:
         """Poll a job. ``poll_url`` is used when Hypereal gave one on our own host (the key is never sent elsewhere)."""
         url = self._status_url(job_id, model, type, poll_url)
-        return self._parse(JobStatus, await self._get(url), "job status")
+        status = self._parse(JobStatus, await self._get(url), "job status")
+        if status.error:
+            # The model already cleaned and capped it; only the client knows the key to redact.
+            status = status.model_copy(update={"error": clean_error_text(status.error, self._secrets())})
+        return status
 
     def _status_url(self, job_id: str, model: str | None, type: str | None, poll_url: str | None) -> URL:
         base = URL(self.base_url)
-        if poll_url:
-            candidate = base.join(URL(poll_url))
-            if (candidate.scheme, candidate.host, candidate.port) == (base.scheme, base.host, base.port):
+        if poll_url and url_problem(poll_url) is None:
+            # Same check as the models': a stored pollUrl from before it existed may be malformed.
+            candidate = URL(poll_url)
+            if (candidate.scheme, candidate.raw_host, candidate.port) == (base.scheme, base.raw_host, base.port):
                 return candidate
-            log.warning("ignoring pollUrl on a foreign host=%s job=%s", candidate.host, job_id)
+            log.warning("ignoring pollUrl on a foreign host job=%s", job_id)
+        elif poll_url:
+            log.warning("ignoring a malformed pollUrl job=%s", job_id)
         url = base / "api" / "v1" / "jobs" / job_id
         return url.with_query(_without_none({"model": model, "type": type}))
 
@@ -399,11 +421,13 @@ class ChatStream:
             raise StreamInterrupted(f"chat stream sent {exc}") from None
 
     def _absorb(self, data: dict[str, Any]) -> str:
-        message = error_message(data) if "error" in data else None
+        message = error_message(data, self._client._secrets()) if "error" in data else None
         if message:
             raise StreamInterrupted(f"Hypereal reported an error mid-stream: {message}")
-        credits = credits_of(data)
-        if credits is not None:
+        credits, problem = credits_of(data)
+        if problem:
+            log.warning("hypereal chat stream reported credits that %s; ignored", problem)
+        elif credits is not None:
             self.credits_used = credits
         reason = finish_reason(data)
         if reason is not None:

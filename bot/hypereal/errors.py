@@ -1,13 +1,18 @@
 """Typed errors for Hypereal answers. Each carries a ``user_message`` for Discord and operator detail in its text.
 
-None of them ever includes the API key: they are built from status codes and response bodies only.
+None of them ever includes the API key. They are built from status codes and response bodies, and any
+text taken from a body goes through :func:`bot.hypereal.fields.clean_error_text` first: the key (which the
+client passes as ``secrets``) becomes "[redacted]", control characters go, and it is capped at 300 characters.
+A contrived body that echoes the key therefore cannot carry it to Discord or to the logs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from bot.errors import ProviderError
+from bot.hypereal.fields import clean_error_text, credits_or_none
 
 
 class HyperealError(ProviderError):
@@ -33,7 +38,7 @@ class Unauthorized(HyperealError):
 
 
 class BadRequest(HyperealError):
-    """400: bad input, unsupported model, or a moderation refusal. Hypereal's message is shown verbatim."""
+    """400: bad input, unsupported model, or a moderation refusal. Hypereal's (cleaned) message is shown."""
 
     def __init__(self, message: str) -> None:
         super().__init__(f"Hypereal refused the request: {message}", f"Hypereal 400: {message}")
@@ -109,7 +114,8 @@ class MalformedResponse(HyperealError):
 class RedirectRefused(HyperealError):
     """A POST was answered with a redirect; following it could turn the POST into a GET, so we stop."""
 
-    def __init__(self, status: int, location: str | None) -> None:
+    def __init__(self, status: int, location: str | None, secrets: Iterable[str] = ()) -> None:
+        location = None if location is None else clean_error_text(location, secrets)
         super().__init__(
             "The bot is misconfigured (Hypereal moved). Nothing was charged; please tell the bot operator.",
             f"Hypereal answered {status} redirect to {location!r}: set HYPEREAL_BASE_URL to the final host",
@@ -124,8 +130,18 @@ class StreamInterrupted(HyperealError):
         super().__init__("The answer was interrupted by a Hypereal error.", detail)
 
 
-def error_message(body: Any) -> str | None:
-    """Hypereal's error text from either shape: ``{"error": "text"}`` or ``{"error": {"code", "message", "type"}}``."""
+def error_message(body: Any, secrets: Iterable[str] = ()) -> str | None:
+    """Hypereal's error text from either shape: ``{"error": "text"}`` or ``{"error": {"code", "message", "type"}}``.
+
+    The text is cleaned (``secrets`` redacted, control characters removed, capped); None when there is none.
+    """
+    text = _raw_error_message(body)
+    if text is None:
+        return None
+    return clean_error_text(text, secrets) or None
+
+
+def _raw_error_message(body: Any) -> str | None:
     if not isinstance(body, dict):
         return None
     error = body.get("error")
@@ -135,24 +151,20 @@ def error_message(body: Any) -> str | None:
         message = error.get("message")
         code = error.get("code")
         if isinstance(message, str):
-            return f"{message} ({code})" if code else message
+            return f"{message} ({code})" if isinstance(code, str | int) and code else message
     message = body.get("message")
     return message if isinstance(message, str) else None
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def error_for_status(status: int, body: Any, retry_after: float | None = None) -> HyperealError:
-    """Map an error status and parsed body to its typed error."""
-    message = error_message(body)
+def error_for_status(
+    status: int, body: Any, retry_after: float | None = None, *, secrets: Iterable[str] = ()
+) -> HyperealError:
+    """Map an error status and parsed body to its typed error; ``secrets`` never appear in its text."""
+    message = error_message(body, secrets)
     if status == 402 or (status == 400 and message and "insufficient credits" in message.lower()):
         data = body if isinstance(body, dict) else {}
-        return InsufficientCredits(_int_or_none(data.get("required")), _int_or_none(data.get("available")))
+        # Figures that are not non-negative integers (-5, "abc", 1e20) read as unknown.
+        return InsufficientCredits(credits_or_none(data.get("required")), credits_or_none(data.get("available")))
     if status == 400:
         return BadRequest(message or "bad request")
     if status in (401, 403):

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.hypereal.fields import parse_credits
+
 
 @dataclass(frozen=True)
 class SSEEvent:
@@ -89,13 +91,14 @@ def finish_reason(data: dict[str, Any]) -> str | None:
     return None
 
 
-def credits_of(data: dict[str, Any]) -> int | None:
-    """``creditsUsed`` (or ``usage.creditsUsed`` / ``usage.credits``) when the chunk reports it."""
+def credits_of(data: dict[str, Any]) -> tuple[int | None, str | None]:
+    """``(credits, problem)`` from ``creditsUsed`` (or ``usage.creditsUsed`` / ``usage.credits``).
+
+    ``(None, None)`` when the chunk reports none; ``(None, why)`` when the figure is not a non-negative
+    integer (see :func:`bot.hypereal.fields.parse_credits`).
+    """
     value = data.get("creditsUsed")
     usage = data.get("usage")
     if value is None and isinstance(usage, dict):
         value = usage.get("creditsUsed", usage.get("credits"))
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
+    return parse_credits(value)

@@ -33,6 +33,9 @@ MODEL3D_PREFIXES = ("hunyuan3d-", "tripo3d-", "meshy6-")
 MULTIVIEW_KEYS = ("front_image_url", "back_image_url", "left_image_url", "right_image_url")
 _API_PREFIXES = ("/v1/", "/api/")
 JSON_BODY = web.RequestKey("json_body", object)
+# Set on a POST whose answer Faults.lose_post_answers will lose; ANSWER_HELD once delay/loss were applied.
+LOSE_ANSWER = web.RequestKey("lose_answer", bool)
+ANSWER_HELD = web.RequestKey("answer_held", bool)
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,10 @@ class SandboxProvider:
                     {"error": "Rate limit exceeded: 1000 requests per hour"}, 429, headers={"Retry-After": "60"}
                 )
             self._stamps.append(now)
+        if faults.status_storm_429 > 0:
+            faults.status_storm_429 -= 1
+            busy = {"error": "Too many requests: queued due to high demand, retry shortly"}
+            return _json(busy, 429, headers={"Retry-After": "1"})
         if faults.redirect_posts and request.method == "POST":
             raise web.HTTPFound(location=request.path)
         if faults.server_errors > 0:
@@ -225,15 +232,55 @@ class SandboxProvider:
         if request.method == "POST" and not isinstance(body, dict):
             return _error(400, "Request body must be a JSON object")
         request[JSON_BODY] = body
-        return await handler(request)
+        if request.method == "POST" and faults.lose_post_answers > 0:
+            faults.lose_post_answers -= 1  # claimed before processing, so concurrent POSTs each take one
+            request[LOSE_ANSWER] = True
+        response = await handler(request)
+        if request.method == "POST" and not response.prepared:
+            await self._hold_answer(request)
+        return response
+
+    async def _hold_answer(self, request: web.Request) -> bool:
+        """Apply ``post_answer_delay`` and ``lose_post_answers`` to a processed POST; True when its answer is lost.
+
+        Runs once per request: the chat stream calls it before its first byte, the middleware for the rest.
+        """
+        if request.get(ANSWER_HELD):
+            return bool(request.get(LOSE_ANSWER))
+        request[ANSWER_HELD] = True
+        if self.faults.post_answer_delay > 0:
+            await asyncio.sleep(self.faults.post_answer_delay)
+        if request.get(LOSE_ANSWER):
+            # The work is done and charged; closing the socket now loses the answer "in transit".
+            if request.transport is not None:
+                request.transport.close()
+            return True
+        return False
 
     def _charge(self, model: str, body: dict[str, Any]) -> int | web.Response:
-        """Take the price from the sandbox's balance, or the "Insufficient credits" answer."""
-        price = self.faults.credits_used if self.faults.credits_used is not None else self.price_of(model, body)
+        """Take the price from the sandbox's balance, or the "Insufficient credits" answer.
+
+        ``faults.credits_used`` is charged only when it is a real figure (a non-negative int); a bogus one
+        (-5, "abc") is just reported (:meth:`_with_credits`) while the model's price is charged.
+        """
+        forced = self.faults.credits_used
+        usable = isinstance(forced, int) and not isinstance(forced, bool) and forced >= 0
+        price = forced if usable else self.price_of(model, body)
         if self.credits < price:
             return _json({"error": "Insufficient credits", "required": price, "available": self.credits}, 402)
         self.credits -= price
         return price
+
+    def _with_credits(self, answer: dict[str, Any], charged: int) -> dict[str, Any]:
+        """``answer`` with its ``creditsUsed``: the charge, or what the faults say to report (or nothing)."""
+        if self.faults.omit_credits_used:
+            return answer
+        forced = self.faults.credits_used
+        return {**answer, "creditsUsed": charged if forced is None else forced}
+
+    def _reported_url(self, real_url: str) -> str:
+        """The output URL to hand out: the real one, or ``faults.output_url`` verbatim."""
+        return real_url if self.faults.output_url is None else self.faults.output_url
 
     def _store_file(self, data: bytes, extension: str) -> str:
         name = f"{secrets.token_hex(8)}.{extension}"
@@ -260,23 +307,23 @@ class SandboxProvider:
             last_user = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
             reply = f"Sandbox reply to: {last_user} (turns: {len(messages)})"
         if body.get("stream") is False:
-            return _json(
-                {
-                    "id": f"chat-{secrets.token_hex(6)}",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": reply},
-                            "finish_reason": self.faults.chat_finish_reason,
-                        }
-                    ],
-                    "creditsUsed": price,
-                }
-            )
+            answer = {
+                "id": f"chat-{secrets.token_hex(6)}",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply},
+                        "finish_reason": self.faults.chat_finish_reason,
+                    }
+                ],
+            }
+            return _json(self._with_credits(answer, price))
         return await self._chat_stream(request, reply, price)
 
     async def _chat_stream(self, request: web.Request, reply: str, price: int) -> web.StreamResponse:
         faults = self.faults
+        if await self._hold_answer(request):
+            return web.Response()  # never sent: the connection is already closed
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         chat_id = f"chat-{secrets.token_hex(6)}"
@@ -295,11 +342,9 @@ class SandboxProvider:
                 self.first_token_at.append(time.monotonic())
             if faults.chat_chunk_delay:
                 await asyncio.sleep(faults.chat_chunk_delay)
-        final = {
-            "id": chat_id,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": faults.chat_finish_reason}],
-            "creditsUsed": price,
-        }
+        final = self._with_credits(
+            {"id": chat_id, "choices": [{"index": 0, "delta": {}, "finish_reason": faults.chat_finish_reason}]}, price
+        )
         await response.write(f"data: {json.dumps(final)}\n\n".encode())
         if not faults.chat_no_done:
             await response.write(b"data: [DONE]\n\n")
@@ -329,16 +374,16 @@ class SandboxProvider:
         data = media.render_image(prompt, aspect_ratio=body.get("aspect_ratio"), size=body.get("size"), fmt=fmt)
         if self.faults.image_async:
             job = self._new_job(str(model), "image", fmt, price, None, output=data)
-            return _json({"jobId": job.id, "status": "processing", "creditsUsed": price, "pollUrl": self._poll(job)})
-        url = self._store_file(data, fmt)
-        return _json(
-            {
-                "created": int(time.time()),
-                "data": [{"url": url, "model": model}],
-                "resultId": f"res-{secrets.token_hex(6)}",
-                "creditsUsed": price,
-            }
-        )
+            return _json(
+                self._with_credits({"jobId": job.id, "status": "processing", "pollUrl": self._poll(job)}, price)
+            )
+        url = self._reported_url(self._store_file(data, fmt))
+        answer = {
+            "created": int(time.time()),
+            "data": [{"url": url, "model": model}],
+            "resultId": f"res-{secrets.token_hex(6)}",
+        }
+        return _json(self._with_credits(answer, price))
 
     # ── async jobs: video, audio, 3D ─────────────────────────────────────────
 
@@ -353,16 +398,8 @@ class SandboxProvider:
         if isinstance(price, web.Response):
             return price
         job = self._new_job(str(model), "video", "mp4", price, body.get("webhook_url"), output=media.sample_mp4())
-        return _json(
-            {
-                "jobId": job.id,
-                "status": "processing",
-                "message": "Job queued",
-                "creditsUsed": price,
-                "pollUrl": self._poll(job),
-            },
-            202,
-        )
+        answer = {"jobId": job.id, "status": "processing", "message": "Job queued", "pollUrl": self._poll(job)}
+        return _json(self._with_credits(answer, price), 202)
 
     async def _media(self, request: web.Request) -> web.Response:
         body: dict[str, Any] = request[JSON_BODY]  # type: ignore[assignment]
@@ -382,26 +419,25 @@ class SandboxProvider:
         if model in TTS_MODELS:
             extension = "wav" if data.get("format") == "wav" else "mp3"
             output = media.render_wav() if extension == "wav" else media.sample_mp3()
-            return _json({"success": True, "outputUrl": self._store_file(output, extension), "creditsUsed": price})
+            url = self._reported_url(self._store_file(output, extension))
+            return _json(self._with_credits({"success": True, "outputUrl": url}, price))
         if model == "audio-asr":
             segments = [
                 {"text": "Hello from the sandbox.", "start": 0.0, "end": 1.2},
                 {"text": "This is a transcript.", "start": 1.2, "end": 2.5},
             ]
-            return _json(
-                {
-                    "success": True,
-                    "text": " ".join(s["text"] for s in segments),
-                    "duration": 2.5,
-                    "segments": segments,
-                    "creditsUsed": price,
-                }
-            )
+            answer = {
+                "success": True,
+                "text": " ".join(s["text"] for s in segments),
+                "duration": 2.5,
+                "segments": segments,
+            }
+            return _json(self._with_credits(answer, price))
         if model == "audio-clone":
             job = self._new_job(model, "audio", "mp3", price, webhook_url, output=media.sample_mp3())
         else:
             job = self._new_job(model, "3d", "glb", price, webhook_url, output=media.render_glb())
-        return _json({"jobId": job.id, "status": "processing", "creditsUsed": price, "pollUrl": self._poll(job)})
+        return _json(self._with_credits({"jobId": job.id, "status": "processing", "pollUrl": self._poll(job)}, price))
 
     def _poll(self, job: SandboxJob) -> str:
         return f"{self.base_url}/api/v1/jobs/{job.id}?model={job.model}&type={job.type}"
@@ -433,30 +469,44 @@ class SandboxProvider:
         job = self.jobs.get(job_id)
         if job is None or job.status != "processing":
             return
+        data = output if output is not None else media.sample_mp4()
         if self.faults.fail_jobs:
             job.status = "failed"
             job.error = "Generation failed (sandbox)"
             self.credits += job.credits_used  # Hypereal refunds failed jobs
         else:
-            data = output if output is not None else media.sample_mp4()
             job.output_url = self._store_file(data, job.extension)
             job.status = "completed"
-        await self._send_webhook(job)
+        lie = self._contradiction(job, data) if self.faults.contradicting_webhooks else None
+        truth = self._webhook_payload(job, job.status, job.output_url, job.error)
+        if lie is None:
+            await self._send_webhook(job, truth)
+            return
+        for payload in (truth, lie) if self.faults.contradicting_webhook_last else (lie, truth):
+            await self._send_webhook(job, payload)
 
-    async def _send_webhook(self, job: SandboxJob) -> None:
+    def _contradiction(self, job: SandboxJob, data: bytes) -> dict[str, Any]:
+        """A plausible webhook saying the opposite of how the job really ended."""
+        if job.status == "completed":
+            return self._webhook_payload(job, "failed", None, "Generation failed (sandbox contradiction)")
+        # A real, fetchable output: a bot that trusts this lie would deliver (and charge for) a failed job.
+        return self._webhook_payload(job, "completed", self._store_file(data, job.extension), None)
+
+    def _webhook_payload(
+        self, job: SandboxJob, status: str, output_url: str | None, error: str | None
+    ) -> dict[str, Any]:
+        payload = self._with_credits(
+            {"status": status, "jobId": job.id, "type": job.type, "model": job.model}, job.credits_used
+        )
+        if output_url:
+            payload["outputUrl"] = self._reported_url(output_url)
+        if error:
+            payload["error"] = error
+        return payload
+
+    async def _send_webhook(self, job: SandboxJob, payload: dict[str, Any]) -> None:
         if job.webhook_url is None or self.faults.drop_webhooks or self._http is None:
             return
-        payload: dict[str, Any] = {
-            "status": job.status,
-            "jobId": job.id,
-            "type": job.type,
-            "model": job.model,
-            "creditsUsed": job.credits_used,
-        }
-        if job.output_url:
-            payload["outputUrl"] = job.output_url
-        if job.error:
-            payload["error"] = job.error
         for _ in range(2 if self.faults.duplicate_webhooks else 1):
             try:
                 async with self._http.post(job.webhook_url, json=payload, timeout=aiohttp.ClientTimeout(10)) as r:
@@ -471,9 +521,9 @@ class SandboxProvider:
         job.polls += 1
         if job.status == "processing" and job.polls <= self.faults.early_status_failures:
             return _json({"jobId": job.id, "status": "failed", "error": "Failed to check status"})
-        answer: dict[str, Any] = {"jobId": job.id, "status": job.status, "creditsUsed": job.credits_used}
+        answer = self._with_credits({"jobId": job.id, "status": job.status}, job.credits_used)
         if job.output_url:
-            answer["outputUrl"] = job.output_url
+            answer["outputUrl"] = self._reported_url(job.output_url)
         if job.error:
             answer["error"] = job.error
         return _json(answer)

@@ -343,3 +343,106 @@ async def test_the_key_never_appears_in_logs_reprs_or_errors(
     texts = [repr(client), *(f"{e!s} {e!r} {e.user_message} {e.args}" for e in errors)]
     texts += [record.getMessage() for record in caplog.records]
     assert not [text for text in texts if KEY in text]
+
+
+# ── what Hypereal returns is validated at the boundary ────────────────────────
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": f"Invalid key {KEY} for this request\x07\u202e " + "x" * 2000},
+        {"error": {"code": "E1", "message": f"Bearer {KEY.upper()} was rejected\n" + "y" * 2000}},
+    ],
+)
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
+async def test_error_text_from_a_body_never_carries_the_key(
+    client: HyperealClient, sandbox: SandboxProvider, caplog: pytest.LogCaptureFixture, status: int, body: dict
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sandbox.faults.status_error = status
+    sandbox.faults.status_error_body = body
+    with pytest.raises(HyperealError) as caught:
+        await client.generate_image("fox", model="nano-banana-t2i")
+    error = caught.value
+    for text in (error.user_message, str(error), *(record.getMessage() for record in caplog.records)):
+        assert KEY.lower() not in text.lower()
+        assert not [char for char in text if char in "\x07\u202e\n"]
+    assert "[redacted]" in str(error)
+    if isinstance(error, BadRequest):
+        assert len(error.message) <= 300
+        assert error.message.endswith("…")
+        assert "[redacted]" in error.user_message
+
+
+async def test_a_job_status_error_is_redacted(client: HyperealClient, sandbox: SandboxProvider) -> None:
+    sandbox.faults.status_error = 200
+    sandbox.faults.status_error_body = {"jobId": "j1", "status": "failed", "error": f"upstream said {KEY}"}
+    status = await client.job_status("j1", type="video")
+    assert status.error == "upstream said [redacted]"
+
+
+async def test_an_error_in_a_200_answer_is_redacted(client: HyperealClient, sandbox: SandboxProvider) -> None:
+    for call in (lambda: client.chat(HI), lambda: _read_stream(client)):
+        sandbox.faults.status_error = 200
+        sandbox.faults.status_error_body = {"error": f"request broke for {KEY}"}
+        with pytest.raises(BadRequest) as caught:
+            await call()
+        assert caught.value.message == "request broke for [redacted]"
+
+
+async def _read_stream(client: HyperealClient) -> str:
+    async with client.chat_stream(HI) as stream:
+        return "".join([delta async for delta in stream])
+
+
+@pytest.mark.parametrize("value", [-5, "abc", True, 1e20, float("nan")], ids=repr)
+async def test_invalid_credits_from_the_provider_read_as_unknown(
+    client: HyperealClient, sandbox: SandboxProvider, caplog: pytest.LogCaptureFixture, value: object
+) -> None:
+    sandbox.faults.credits_used = value
+    image = await client.generate_image("fox", model="nano-banana-t2i")
+    submission = await client.generate_video("kling-3-0-std-t2v", {"prompt": "waves"})
+    assert (image.credits_used, submission.credits_used) == (None, None)
+    async with client.chat_stream(HI) as stream:
+        _ = [delta async for delta in stream]
+    assert stream.credits_used is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("creditsUsed" in text for text in warnings)  # named for the operator, without the body
+
+
+async def test_insufficient_credits_with_bogus_figures(client: HyperealClient, sandbox: SandboxProvider) -> None:
+    sandbox.faults.status_error = 402
+    sandbox.faults.status_error_body = {"error": "Insufficient credits", "required": -5, "available": "abc"}
+    with pytest.raises(InsufficientCredits) as caught:
+        await client.generate_image("fox", model="nano-banana-t2i")
+    assert (caught.value.required, caught.value.available) == (None, None)
+
+
+BAD_OUTPUT = "https://evil.example\\@cdn.hypereal.tech/x"
+
+
+async def test_a_malformed_output_url_is_a_clear_failure_not_an_exception(
+    client: HyperealClient, sandbox: SandboxProvider
+) -> None:
+    sandbox.faults.output_url = BAD_OUTPUT
+    with pytest.raises(MalformedResponse, match="output link is malformed: it contains a backslash"):
+        await client.generate_image("fox", model="nano-banana-t2i")
+    with pytest.raises(MalformedResponse, match="output link is malformed"):
+        await client.generate_media("audio-tts", {"text": "hi"})
+    submission = await client.generate_video("kling-3-0-std-t2v", {"prompt": "waves"})
+    await sandbox.finish_job(submission.job_id)
+    status = await client.job_status(submission.job_id, type="video")
+    assert status.state == "completed"
+    assert status.output_url is None  # so the caller fails the job at once instead of retrying a bad link
+    assert status.output_url_problem == "Hypereal's output link is malformed: it contains a backslash"
+
+
+@pytest.mark.parametrize("poll_url", ["http://[::1", "https://evil\\@x/", "/api/v1/jobs/x", "https://xn--zz.example/"])
+async def test_a_malformed_stored_poll_url_falls_back_to_the_job_id(
+    client: HyperealClient, sandbox: SandboxProvider, poll_url: str
+) -> None:
+    submission = await client.generate_video("kling-3-0-std-t2v", {"prompt": "waves"})
+    status = await client.job_status(submission.job_id, type="video", poll_url=poll_url)
+    assert status.state == "pending"
+    assert sandbox.requests[-1].path == f"/api/v1/jobs/{submission.job_id}"

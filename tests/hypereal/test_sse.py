@@ -51,8 +51,15 @@ def test_bad_data_line_raises() -> None:
 
 
 def test_credits_and_finish_reason_fields() -> None:
-    assert credits_of({"creditsUsed": 3}) == 3
-    assert credits_of({"usage": {"creditsUsed": "4"}}) == 4
-    assert credits_of({"usage": {"prompt_tokens": 5}}) is None
+    assert credits_of({"creditsUsed": 3}) == (3, None)
+    assert credits_of({"usage": {"creditsUsed": "4"}}) == (4, None)
+    assert credits_of({"usage": {"prompt_tokens": 5}}) == (None, None)
     assert finish_reason({"choices": [{"delta": {}, "finish_reason": "length"}]}) == "length"
     assert delta_text({"choices": []}) == ""
+
+
+@pytest.mark.parametrize("value", [-5, "abc", True, 1e20, float("nan"), 2.5])
+def test_stream_credits_that_are_not_a_count_are_refused(value: object) -> None:
+    credits, problem = credits_of({"creditsUsed": value})
+    assert credits is None
+    assert problem

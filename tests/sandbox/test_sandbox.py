@@ -252,3 +252,132 @@ async def _post_with(http: aiohttp.ClientSession, base_url: str, key: str) -> tu
     body = {"messages": [{"role": "user", "content": "hello"}], "stream": False}
     async with http.post(f"{base_url}/v1/chat", json=body, headers={"Authorization": f"Bearer {key}"}) as response:
         return response.status, await response.json()
+
+
+# ── provider faults for the soak: bad figures, bad links, contradictions, lost and late answers ──────────
+
+
+async def _video_job(
+    http: aiohttp.ClientSession, sandbox: SandboxProvider, receiver: WebhookReceiver
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Submit a video job with a webhook, wait for it, and return (submit answer, status poll answer)."""
+    _, body = await _post(
+        http, sandbox, "/v1/videos/generate", {"model": "m", "input": {}, "webhook_url": receiver.url}
+    )
+    await _wait_done(sandbox, body["jobId"])
+    async with http.get(f"{sandbox.base_url}/api/v1/jobs/{body['jobId']}", headers=AUTH) as response:
+        return body, await response.json()
+
+
+async def test_omit_credits_used_everywhere(
+    sandbox: SandboxProvider, http: aiohttp.ClientSession, receiver: WebhookReceiver
+) -> None:
+    sandbox.faults.omit_credits_used = True
+    before = sandbox.credits
+    _, image = await _post(http, sandbox, "/v1/images/generate", {"prompt": "p", "model": "nano-banana-t2i"})
+    _, chat = await _post(http, sandbox, "/v1/chat", {"messages": [{"role": "user", "content": "hi"}], "stream": False})
+    submitted, polled = await _video_job(http, sandbox, receiver)
+    for answer in (image, chat, submitted, polled, *receiver.received):
+        assert "creditsUsed" not in answer
+    assert sandbox.credits == before - 4 - 2 - 40  # still charged: only the report is missing
+
+
+async def test_bogus_credits_used_is_reported_verbatim_and_the_price_charged(
+    sandbox: SandboxProvider, http: aiohttp.ClientSession, receiver: WebhookReceiver
+) -> None:
+    sandbox.faults.credits_used = -5
+    before = sandbox.credits
+    _, image = await _post(http, sandbox, "/v1/images/generate", {"prompt": "p", "model": "nano-banana-t2i"})
+    submitted, polled = await _video_job(http, sandbox, receiver)
+    assert [a["creditsUsed"] for a in (image, submitted, polled, *receiver.received)] == [-5, -5, -5, -5]
+    assert sandbox.credits == before - 4 - 40
+    sandbox.faults.update({"credits_used": "abc"})
+    _, image = await _post(http, sandbox, "/v1/images/generate", {"prompt": "p", "model": "nano-banana-t2i"})
+    assert image["creditsUsed"] == "abc"
+
+
+async def test_output_url_is_reported_verbatim_everywhere(
+    sandbox: SandboxProvider, http: aiohttp.ClientSession, receiver: WebhookReceiver
+) -> None:
+    bad = "https://evil.example\\@cdn.hypereal.tech/x"
+    sandbox.faults.output_url = bad
+    _, image = await _post(http, sandbox, "/v1/images/generate", {"prompt": "p", "model": "nano-banana-t2i"})
+    _, speech = await _post(http, sandbox, "/api/media/generate", {"model": "audio-tts", "input": {"text": "hi"}})
+    _, polled = await _video_job(http, sandbox, receiver)
+    assert [image["data"][0]["url"], speech["outputUrl"], polled["outputUrl"], receiver.received[0]["outputUrl"]] == [
+        bad
+    ] * 4
+    async with http.post(f"{sandbox.base_url}/_sandbox/faults", json={"output_url": 5}) as response:
+        assert response.status == 400
+
+
+@pytest.mark.parametrize(
+    ("fail_jobs", "truth_last", "expected"),
+    [
+        (False, False, ["failed", "completed"]),
+        (True, False, ["completed", "failed"]),
+        (False, True, ["completed", "failed"]),
+    ],
+)
+async def test_contradicting_webhooks(
+    sandbox: SandboxProvider,
+    http: aiohttp.ClientSession,
+    receiver: WebhookReceiver,
+    fail_jobs: bool,
+    truth_last: bool,
+    expected: list[str],
+) -> None:
+    sandbox.faults.update({"contradicting_webhooks": True, "fail_jobs": fail_jobs})
+    sandbox.faults.contradicting_webhook_last = truth_last
+    submitted, polled = await _video_job(http, sandbox, receiver)
+    assert [hook["status"] for hook in receiver.received] == expected
+    assert {hook["jobId"] for hook in receiver.received} == {submitted["jobId"]}
+    assert polled["status"] == ("failed" if fail_jobs else "completed")  # the poll tells the truth
+    completed = next(hook for hook in receiver.received if hook["status"] == "completed")
+    data, _ = await _fetch(http, completed["outputUrl"])  # even the lie carries a real, fetchable output
+    assert data[4:8] == b"ftyp"
+
+
+async def test_lost_post_answers_are_processed_and_charged(
+    sandbox: SandboxProvider, http: aiohttp.ClientSession
+) -> None:
+    sandbox.faults.lose_post_answers = 2
+    before = sandbox.credits
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await _post(http, sandbox, "/v1/videos/generate", {"model": "m", "input": {}})
+    chat = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with http.post(f"{sandbox.base_url}/v1/chat", json=chat, headers=AUTH) as response:
+            await response.read()
+    assert len(sandbox.jobs) == 1  # the job exists although its submitter never heard of it
+    assert sandbox.credits == before - 40 - 2
+    status, _ = await _post(http, sandbox, "/v1/videos/generate", {"model": "m", "input": {}})
+    assert status == 202
+    assert sandbox.faults.lose_post_answers == 0
+
+
+async def test_late_post_answers_arrive_after_the_work_is_done(
+    sandbox: SandboxProvider, http: aiohttp.ClientSession
+) -> None:
+    sandbox.faults.post_answer_delay = 0.5
+    with pytest.raises(TimeoutError):
+        async with http.post(
+            f"{sandbox.base_url}/v1/videos/generate",
+            json={"model": "m", "input": {}},
+            headers=AUTH,
+            timeout=aiohttp.ClientTimeout(total=0.1),
+        ) as response:
+            await response.read()
+    assert len(sandbox.jobs) == 1  # created before the answer was held back
+    sandbox.faults.post_answer_delay = 0.05
+    status, body = await _post(http, sandbox, "/v1/videos/generate", {"model": "m", "input": {}})
+    assert (status, body["jobId"] in sandbox.jobs) == (202, True)
+
+
+async def test_status_storm_429(sandbox: SandboxProvider, http: aiohttp.ClientSession) -> None:
+    sandbox.faults.update({"status_storm_429": 2})
+    answers = []
+    for _ in range(3):
+        async with http.get(f"{sandbox.base_url}/api/v1/jobs/nope", headers=AUTH) as response:
+            answers.append((response.status, response.headers.get("Retry-After")))
+    assert answers == [(429, "1"), (429, "1"), (404, None)]
