@@ -20,7 +20,7 @@ from bot.catalog import Catalog, ModelSpec
 from bot.db import Database
 from bot.download import DownloadedFile, SafeDownloader
 from bot.errors import InvalidInput
-from bot.hypereal import HyperealClient, ImageResult, ProviderTimeout, ServerError
+from bot.hypereal import HyperealClient, ImageResult, MalformedResponse, ProviderTimeout, ServerError
 from bot.paid import Charge, PaidRequests, Requester
 
 log = logging.getLogger(__name__)
@@ -262,6 +262,9 @@ class ImageService:
                 if status.state == "completed" and status.output_url:
                     credits = status.credits_used if status.credits_used is not None else result.credits_used
                     return status.output_url, credits
+                if status.state == "completed":
+                    problem = status.output_url_problem or "Hypereal finished the image without an output"
+                    raise MalformedResponse(problem)
                 if status.state == "failed" and polls > EARLY_FAILURES_IGNORED:
                     raise ServerError(200, f"Hypereal image job failed: {status.error or 'no reason given'}")
         raise ProviderTimeout("the image job did not finish in time")  # pragma: no cover - timeout raises first

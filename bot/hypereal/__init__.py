@@ -2,6 +2,7 @@
 
 from bot.hypereal.client import ChatStream, HyperealClient
 from bot.hypereal.errors import (
+    AnswerLost,
     BadRequest,
     HyperealError,
     InsufficientCredits,
@@ -30,6 +31,7 @@ from bot.hypereal.models import (
 )
 
 __all__ = [
+    "AnswerLost",
     "BadRequest",
     "ChatMessage",
     "ChatResponse",

@@ -24,6 +24,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from yarl import URL
 
 from bot.hypereal.errors import (
+    AnswerLost,
     HyperealError,
     MalformedResponse,
     ProviderTimeout,
@@ -146,8 +147,13 @@ class HyperealClient:
                 return await self._read_body(response, started, "POST", path)
         except TimeoutError:
             raise ProviderTimeout(f"Hypereal POST {path} timed out after {self.timeout:.0f} s") from None
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:
+            # Never connected: the request cannot have reached Hypereal.
             raise ServerError(0, f"connection to Hypereal failed on POST {path}: {type(exc).__name__}") from None
+        except aiohttp.ClientError as exc:
+            # Sent, then the connection dropped (disconnect, reset, cut-off body): Hypereal may have acted on it,
+            # so a caller must treat it like a timeout — never resend, never assume it was refused.
+            raise AnswerLost(f"connection to Hypereal dropped on POST {path}: {type(exc).__name__}") from None
 
     async def _get(self, url: URL) -> dict[str, Any]:
         """A GET with retries (exponential backoff, full jitter; Retry-After honoured)."""

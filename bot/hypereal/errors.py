@@ -102,6 +102,17 @@ class ProviderTimeout(HyperealError):
         super().__init__("Hypereal did not answer in time. Nothing was charged; please try again.", detail)
 
 
+class AnswerLost(ProviderTimeout):
+    """The request was sent but the connection dropped before the answer: Hypereal may have acted on it."""
+
+    def __init__(self, detail: str) -> None:
+        HyperealError.__init__(
+            self,
+            "The connection to Hypereal dropped before it answered. Nothing was charged; please try again.",
+            detail,
+        )
+
+
 class MalformedResponse(HyperealError):
     """The body was not the JSON we expected (HTML error page, wrong shape)."""
 

@@ -525,7 +525,8 @@ class JobService:
             await self._fail(job, status.error or "Hypereal reported a failure", announce=True)
             return
         if not status.output_url:
-            await self._fail(job, "Hypereal finished without an output", announce=True)
+            reason = status.output_url_problem or "Hypereal finished without an output"
+            await self._fail(job, reason, announce=True)
             return
         credits = status.credits_used if status.credits_used is not None else job.credits_used
         if await self.store.mark_completed(job.id, status.output_url, credits):

@@ -407,3 +407,26 @@ async def test_a_negative_reported_cost_settles_to_the_estimate(make_harness: Ma
     actual = await h.db.fetch_value("SELECT actual FROM reservations WHERE key = ?", (f"job:{odd.id}",))
     assert actual == 42
     assert job.id != odd.id
+
+
+async def test_a_submit_whose_connection_dropped_is_unconfirmed_not_refused(make_harness: MakeHarness) -> None:
+    """The job was created and charged at Hypereal: treating the dropped answer as a refusal lost the result."""
+    h = await make_harness(public_url="https://bot.example", submit_grace=30)
+    h.sandbox.faults.lose_post_answers = 1
+    h.jobs.start()
+    with pytest.raises(JobUnconfirmed):
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("dropped"), upload_limit=None, on_reserved=_no_status)
+    (job,) = await h.jobs.store.unfinished()
+    assert job.state == "submitting"
+    assert await h.reservation(job.id) == "held"
+    # Hypereal's webhook names it later: it is adopted and delivered, not lost.
+    (sandbox_job,) = h.sandbox.jobs.values()
+    token = next(r.json["webhook_url"] for r in h.sandbox.requests if r.path == "/v1/videos/generate").rsplit("/", 1)[1]
+    found = await h.jobs.job_for_token(token)
+    assert found is not None
+    await h.until(lambda: sandbox_job.status == "completed")
+    assert (await h.jobs.accept_webhook(found, {"jobId": sandbox_job.id, "status": "completed"}, sandbox_job.id))[
+        0
+    ] == 200
+    await h.until(lambda: h.delivery.delivered)
+    assert await h.reservation(job.id) == "settled"
