@@ -68,7 +68,9 @@ def build_services(
         context_chars=settings.chat_context_chars,
         clock=clock,
     )
-    images = ImageService(hypereal=hypereal, catalog=catalog, paid=paid, downloader=downloader, db=db, clock=clock)
+    images = ImageService(
+        hypereal=hypereal, catalog=catalog, paid=paid, downloader=downloader, db=db, clock=clock, metrics=metrics
+    )
     jobs = JobService(
         store=JobStore(db, clock),
         hypereal=hypereal,

@@ -21,6 +21,7 @@ from bot.db import Database
 from bot.download import DownloadedFile, SafeDownloader
 from bot.errors import InvalidInput
 from bot.hypereal import HyperealClient, ImageResult, MalformedResponse, ProviderTimeout, ServerError
+from bot.metrics import Metrics
 from bot.paid import Charge, PaidRequests, Requester
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,24 @@ class ImagePlan:
 
 @dataclass
 class ImageOutcome:
-    """Downloaded results (the caller uploads then removes them), the charge, and the stored generation."""
+    """Downloaded results (removed once posted), the charge, and the stored generation."""
 
     files: list[DownloadedFile]
     charge: Charge
     generation_id: str
     failures: list[str] = field(default_factory=list)  # user messages of the parallel calls that failed
+    delivered: bool = True  # False: nothing could be posted and the charge was given back
+
+
+@dataclass(frozen=True)
+class PostedResult:
+    """Where a result landed: the message, and the URLs Discord gave its attachments."""
+
+    message_id: int
+    attachment_urls: tuple[str, ...] = ()
+
+
+ImageDeliverer = Callable[[ImageOutcome], Awaitable[PostedResult | None]]
 
 
 @dataclass(frozen=True)
@@ -109,6 +122,7 @@ class ImageService:
         clock: Callable[[], float],
         poll_interval: float = 2.0,
         poll_timeout: float = 600.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.hypereal = hypereal
         self.catalog = catalog
@@ -118,6 +132,7 @@ class ImageService:
         self.clock = clock
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
+        self.metrics = metrics or Metrics()
 
     # ── planning (validation before any reservation) ─────────────────────────
 
@@ -196,12 +211,16 @@ class ImageService:
         plan: ImagePlan,
         key: str,
         *,
+        deliver: ImageDeliverer,
         on_reserved: Callable[[], Awaitable[object]] | None = None,
     ) -> ImageOutcome:
-        """Reserve, call Hypereal (``count`` calls in parallel), download, settle, store.
+        """Reserve, call Hypereal (``count`` calls in parallel), download, settle, store, deliver.
 
         ``on_reserved`` runs once the credits are held and before Hypereal is called: the cog defers
         the interaction there, so refusals (balance, caps) are still the ephemeral first answer.
+        ``deliver`` posts the result (the cog tries the interaction, the channel, then a DM) and returns
+        where it landed, or None when nothing could be posted — then the charge is given back: a paid
+        result is delivered or refunded, never charged and dropped.
         """
         async with self.paid.charging(requester, plan.kind, plan.spec.id, plan.estimate, key) as bill:
             if on_reserved is not None:
@@ -226,11 +245,35 @@ class ImageService:
                 for file in files:
                     file.remove()
                 raise
-        generation_id = await self._store(requester, plan, [url for _f, url, _c in done], charge.credits)
         failures = [getattr(e, "user_message", "The request failed.") for e in errors]
         for error in errors:
             log.warning("one of %s parallel image calls failed: %s", plan.count, error)
-        return ImageOutcome(files=files, charge=charge, generation_id=generation_id, failures=failures)
+        try:
+            generation_id = await self._store(requester, plan, [url for _f, url, _c in done], charge.credits)
+            outcome = ImageOutcome(files=files, charge=charge, generation_id=generation_id, failures=failures)
+            receipt = await self._deliver(deliver, outcome)
+        finally:
+            for file in files:
+                file.remove()
+        if receipt is None:
+            await self.paid.reverse(key, "the result could not be posted anywhere")
+            self.metrics.results_undeliverable.labels(kind=plan.kind).inc()
+            log.warning("image result undeliverable, charge given back guild=%s key=%s", requester.guild_id, key)
+            outcome.delivered = False
+        else:
+            await self.attach_message(generation_id, receipt.message_id, receipt.attachment_urls)
+        return outcome
+
+    @staticmethod
+    async def _deliver(deliver: ImageDeliverer, outcome: ImageOutcome) -> PostedResult | None:
+        try:
+            return await deliver(outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Whether it reached Discord is unknown; giving the charge back is the side to err on.
+            log.exception("posting an image result failed")
+            return None
 
     async def _one(self, plan: ImagePlan) -> tuple[DownloadedFile, str, int | None]:
         if plan.kind == "image_edit":

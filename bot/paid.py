@@ -8,12 +8,14 @@ empty: the reservation is refunded, the user told so, and the operator warned in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from bot.credits import ChannelPolicy, CreditLedger, GuildSettingsRepo
+from bot.credits import ChannelPolicy, CreditLedger, GuildSettingsRepo, ReservationNotFound
 from bot.errors import BotError, ProviderError
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
 
@@ -141,6 +143,10 @@ class PaidRequests:
         """Give the held estimate back (idempotent)."""
         await self.ledger.refund(key, reason)
 
+    async def reverse(self, key: str, reason: str) -> None:
+        """Give back a settled charge whose result never reached the member (idempotent)."""
+        await self.ledger.reverse(key, reason)
+
     @asynccontextmanager
     async def charging(
         self, requester: Requester, category: str, model: str, estimate: int, key: str
@@ -150,7 +156,14 @@ class PaidRequests:
         Any exception before the bill is settled refunds it. Hypereal's own "Insufficient credits"
         becomes ``OperatorOutOfCredits`` with a message for the user and a warning for the operator.
         """
-        await self.reserve(requester, category, model, estimate, key)
+        try:
+            await self.reserve(requester, category, model, estimate, key)
+        except asyncio.CancelledError:
+            # Cancelled while the reservation's transaction ran on the database thread: it may have
+            # committed, and nobody would ever settle it. Give it back (a no-op if it never happened).
+            with contextlib.suppress(ReservationNotFound):
+                await self.refund(key, "cancelled while reserving")
+            raise
         bill = Bill(key=key, model=model, estimate=estimate)
         try:
             yield bill

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -241,3 +242,90 @@ async def cleared_to_spend(
 def requester_only(user_id: int) -> discord.AllowedMentions:
     """Mentions that ping the requester and nobody else."""
     return discord.AllowedMentions(users=[discord.Object(user_id)], everyone=False, roles=False)
+
+
+class ResultPost:
+    """Where an interaction's paid result goes when its token may have expired (results can take an hour).
+
+    In order: the interaction's own followup (replaces "thinking…"); when the token is gone (Discord:
+    15 minutes) a channel message replying to the original response and mentioning the requester; when
+    the channel is gone or closed to the bot, a DM. ``send`` returns None only when all three failed.
+    """
+
+    def __init__(self, interaction: discord.Interaction[HyperealBot]) -> None:
+        self.interaction = interaction
+        self.original_id: int | None = None  # the deferred response, once known (replies point at it)
+
+    async def defer(self, *, ephemeral: bool = False) -> None:
+        """Acknowledge the interaction with "thinking…" and remember the response message."""
+        if self.interaction.response.is_done():
+            return
+        callback = await self.interaction.response.defer(thinking=True, ephemeral=ephemeral)
+        if callback is not None:
+            self.original_id = callback.message_id
+
+    async def show_status(self, content: str) -> None:
+        """Replace "thinking…" with a status line, while the token lasts (best effort)."""
+        if not self.interaction.response.is_done() or not interaction_is_fresh(self.interaction):
+            return
+        with contextlib.suppress(discord.HTTPException):
+            await self.interaction.edit_original_response(content=content, allowed_mentions=NO_MENTIONS)
+
+    async def send(self, content: str, build: Any) -> discord.Message | None:
+        """Post ``content`` plus ``build()``'s keyword arguments (files are rebuilt for every attempt)."""
+        interaction = self.interaction
+        user_id = interaction.user.id
+        if interaction.response.is_done() and interaction_is_fresh(interaction):
+            try:
+                return await interaction.followup.send(content, wait=True, allowed_mentions=NO_MENTIONS, **build())
+            except discord.NotFound:
+                log.info("interaction token gone, posting the result in the channel interaction=%s", interaction.id)
+            except discord.HTTPException as exc:
+                log.warning(
+                    "followup failed interaction=%s status=%s: posting in the channel", interaction.id, exc.status
+                )
+        mention = f"<@{user_id}>"
+        late = content if content.startswith(mention) else f"{mention} {content}"
+        channel_id = interaction.channel_id
+        if channel_id is not None:
+            channel = interaction.client.get_partial_messageable(channel_id, guild_id=interaction.guild_id)
+            reference = (
+                discord.MessageReference(message_id=self.original_id, channel_id=channel_id, fail_if_not_exists=False)
+                if self.original_id
+                else None
+            )
+            try:
+                return await channel.send(
+                    late,
+                    reference=reference,
+                    allowed_mentions=requester_only(user_id),
+                    **build(),  # type: ignore[arg-type]
+                )
+            except (discord.NotFound, discord.Forbidden) as exc:
+                log.info("result channel unavailable channel=%s status=%s: sending by DM", channel_id, exc.status)
+            except discord.HTTPException as exc:
+                log.warning("could not post a result channel=%s status=%s: sending by DM", channel_id, exc.status)
+        try:
+            dm = await interaction.client.create_dm(interaction.user)  # type: ignore[arg-type]
+            note = "\n(The channel you asked in is gone or closed to the bot, so it comes here.)"
+            return await dm.send(content + note, **build())
+        except discord.HTTPException as exc:
+            log.warning("could not DM a result user=%s status=%s", user_id, exc.status)
+        return None
+
+
+def queue_notice(post: ResultPost, estimate: int) -> Callable[[int, float], Awaitable[None]]:
+    """What a member sees while their request waits in the bot's hourly Hypereal queue, and when it starts."""
+
+    async def notice(position: int, eta: float) -> None:
+        if position == 0:
+            await post.show_status("⏳ Generating…")
+            return
+        minutes = max(1, round(eta / 60))
+        held = f"{estimate} credit" if estimate == 1 else f"{estimate} credits"
+        await post.show_status(
+            f"⏳ Queued (position {position}): the bot keeps under Hypereal's hourly request limit, so this starts "
+            f"in about {minutes} min. Your {held} are held and come back if it fails."
+        )
+
+    return notice

@@ -15,13 +15,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.images import MAX_COUNT, ImageOutcome, ImagePlan, InputImage
-from bot.paid import Requester
+from bot.images import MAX_COUNT, ImageOutcome, ImagePlan, InputImage, PostedResult
 from cogs._shared import (
     NO_MENTIONS,
+    ResultPost,
     cleared_to_spend,
     input_image,
     post_budget_alerts,
+    queue_notice,
     requester_of,
     require_guild,
     show_error,
@@ -201,52 +202,41 @@ class Images(commands.Cog):
             return
         interaction = answered
 
-        async def defer() -> None:
-            if not interaction.response.is_done():
-                await interaction.response.defer(thinking=True)
+        post = ResultPost(interaction)
 
-        outcome = await services.images.run(requester, plan, key, on_reserved=defer)
-        await self._post(interaction, requester, plan, outcome)
+        async def deliver(outcome: ImageOutcome) -> PostedResult | None:
+            return await self._post(post, plan, outcome)
 
-    async def _post(
-        self,
-        interaction: discord.Interaction[HyperealBot],
-        requester: Requester,
-        plan: ImagePlan,
-        outcome: ImageOutcome,
-    ) -> None:
-        services = self.bot.services
-        try:
-            files = []
-            embeds = []
-            for number, result in enumerate(outcome.files, 1):
-                suffix = Path(result.filename).suffix or ".png"
-                name = f"image-{number}{suffix}"
-                files.append(discord.File(result.path, filename=name))
-                embed = discord.Embed(colour=EMBED_COLOUR)
-                embed.set_image(url=f"attachment://{name}")
-                embeds.append(embed)
-            head = embeds[0]
-            head.title = ("✏️ " if plan.kind == "image_edit" else "🎨 ") + plan.prompt[:240]
-            head.set_author(name=interaction.user.display_name)
-            footer = outcome.charge.cost_line()
-            if outcome.failures:
-                footer += f" · {len(outcome.failures)} of {plan.count} failed and were not charged"
-            embeds[-1].set_footer(text=footer)
-            view = self._buttons(outcome.generation_id)
-            message = await interaction.followup.send(
-                content=f"<@{requester.user_id}>",
-                embeds=embeds,
-                files=files,
-                view=view,
-                wait=True,
-                allowed_mentions=NO_MENTIONS,
-            )
-        finally:
-            for result in outcome.files:
-                result.remove()
-        await services.images.attach_message(outcome.generation_id, message.id, [a.url for a in message.attachments])
+        with services.hypereal.limiter.observe(queue_notice(post, plan.estimate)):
+            await services.images.run(requester, plan, key, deliver=deliver, on_reserved=post.defer)
         await post_budget_alerts(self.bot, requester.guild_id)
+
+    async def _post(self, post: ResultPost, plan: ImagePlan, outcome: ImageOutcome) -> PostedResult | None:
+        """The result embed(s) with the persistent buttons, wherever the member can still see it."""
+        interaction = post.interaction
+        names = [f"image-{n}{Path(r.filename).suffix or '.png'}" for n, r in enumerate(outcome.files, 1)]
+        embeds = []
+        for name in names:
+            embed = discord.Embed(colour=EMBED_COLOUR)
+            embed.set_image(url=f"attachment://{name}")
+            embeds.append(embed)
+        head = embeds[0]
+        head.title = ("✏️ " if plan.kind == "image_edit" else "🎨 ") + plan.prompt[:240]
+        head.set_author(name=interaction.user.display_name)
+        footer = outcome.charge.cost_line()
+        if outcome.failures:
+            footer += f" · {len(outcome.failures)} of {plan.count} failed and were not charged"
+        embeds[-1].set_footer(text=footer)
+        view = self._buttons(outcome.generation_id)
+
+        def build() -> dict[str, Any]:
+            files = [discord.File(r.path, filename=name) for r, name in zip(outcome.files, names, strict=True)]
+            return {"embeds": embeds, "files": files, "view": view}
+
+        message = await post.send(f"<@{interaction.user.id}>", build)
+        if message is None:
+            return None
+        return PostedResult(message.id, tuple(a.url for a in message.attachments))
 
     def _buttons(self, generation_id: str) -> discord.ui.View:
         view = discord.ui.View(timeout=None)

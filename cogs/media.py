@@ -15,7 +15,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.transcribe import AudioInput, check_audio
-from cogs._shared import NO_MENTIONS, checked_image_url, cleared_to_spend, requester_of, require_guild
+from cogs._shared import (
+    ResultPost,
+    checked_image_url,
+    cleared_to_spend,
+    queue_notice,
+    requester_of,
+    require_guild,
+)
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -106,23 +113,26 @@ class Media(commands.Cog):
             return
         interaction = answered
 
-        async def defer() -> None:
-            if not interaction.response.is_done():
-                await interaction.response.defer(thinking=True)
-
-        transcript = await services.transcription.run(
-            requester, clip, f"asr:{interaction.id}", language=language, on_reserved=defer
-        )
+        post = ResultPost(interaction)
+        key = f"asr:{interaction.id}"
+        with services.hypereal.limiter.observe(queue_notice(post, estimate)):
+            transcript = await services.transcription.run(
+                requester, clip, key, language=language, on_reserved=post.defer
+            )
         text = transcript.text.strip() or "*(no speech found)*"
         shown = (
             text if len(text) <= TRANSCRIPT_INLINE_CHARS else text[:TRANSCRIPT_INLINE_CHARS] + "… (full text attached)"
         )
-        files = [discord.File(io.BytesIO(transcript.srt.encode()), filename="transcript.srt")]
-        if len(text) > TRANSCRIPT_INLINE_CHARS:
-            files.append(discord.File(io.BytesIO(text.encode()), filename="transcript.txt"))
-        await interaction.followup.send(
-            f"📝 {shown}\n-# {transcript.charge.cost_line()}", files=files, allowed_mentions=NO_MENTIONS
-        )
+
+        def files() -> list[discord.File]:
+            attached = [discord.File(io.BytesIO(transcript.srt.encode()), filename="transcript.srt")]
+            if len(text) > TRANSCRIPT_INLINE_CHARS:
+                attached.append(discord.File(io.BytesIO(text.encode()), filename="transcript.txt"))
+            return attached
+
+        posted = await post.send(f"📝 {shown}\n-# {transcript.charge.cost_line()}", lambda: {"files": files()})
+        if posted is None:
+            await services.paid.reverse(key, "the transcript could not be posted anywhere")
 
     # ── 3D ───────────────────────────────────────────────────────────────────
 
