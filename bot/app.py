@@ -29,6 +29,7 @@ from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.metrics import Metrics
 from bot.paid import PaidRequests
+from bot.redact import Redactor
 from bot.services import Services
 from bot.settings import Settings
 from bot.transcribe import TranscriptionService
@@ -50,6 +51,10 @@ def build_services(
 ) -> Services:
     """Wire the domain services on top of the infrastructure (constructor injection, no globals)."""
     metrics = Metrics()
+    secrets = [settings.discord_token.get_secret_value()]
+    if settings.hypereal_api_key is not None:
+        secrets.append(settings.hypereal_api_key.get_secret_value())
+    redactor = Redactor(secrets)
     ledger = CreditLedger(
         db, clock, default_allowance=settings.default_allowance, default_period=settings.default_period
     )
@@ -90,6 +95,7 @@ def build_services(
     return Services(
         settings=settings,
         metrics=metrics,
+        redactor=redactor,
         db=db,
         http=http,
         hypereal=hypereal,

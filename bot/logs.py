@@ -6,31 +6,30 @@ import logging
 import sys
 from collections.abc import Iterable
 
+from bot.redact import Redactor
+
 
 class SecretScrubber(logging.Filter):
-    """Replace any known secret that reaches a log record with ``[redacted]``.
+    """Replace any known secret, interaction token or webhook token in a log record with ``[redacted]``.
 
-    Code never logs secrets on purpose; this guards against a library echoing a header or URL.
+    Code never logs secrets on purpose; this guards against a library echoing a header or URL
+    (discord.py's webhook module logs interaction-token URLs at DEBUG).
     """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self._secrets = [s for s in secrets if s and len(s) >= 6]
+        self._redact = Redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
-        if any(secret in message for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "[redacted]")
-            record.msg, record.args = message, None
+        if self._redact.needs(message):
+            record.msg, record.args = self._redact(message), None
         if record.exc_info and record.exc_info[1] is not None:
             text = logging.Formatter().formatException(record.exc_info)
-            if any(secret in text for secret in self._secrets):
-                for secret in self._secrets:
-                    text = text.replace(secret, "[redacted]")
-                record.exc_info, record.exc_text = None, text
+            if self._redact.needs(text):
+                record.exc_info, record.exc_text = None, self._redact(text)
+        elif record.exc_text and self._redact.needs(record.exc_text):
+            record.exc_text = self._redact(record.exc_text)
         return True
 
 

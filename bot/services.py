@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bot.jobs import JobService
     from bot.metrics import Metrics
     from bot.paid import PaidRequests
+    from bot.redact import Redactor
     from bot.settings import Settings
     from bot.transcribe import TranscriptionService
 
@@ -30,6 +31,7 @@ class Services:
 
     settings: Settings
     metrics: Metrics
+    redactor: Redactor
     db: Database
     http: aiohttp.ClientSession
     hypereal: HyperealClient

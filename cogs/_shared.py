@@ -15,6 +15,7 @@ from discord import app_commands
 from bot.errors import BotError
 from bot.images import InputImage, check_input_image
 from bot.paid import Requester
+from bot.redact import Redactor
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -140,7 +141,10 @@ def error_message(interaction: discord.Interaction[Any], error: BaseException) -
     """What the user reads for an error: the BotError's message, or a reference to the logged failure."""
     original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
     if isinstance(original, BotError):
-        return original.user_message
+        # Hypereal's own words reach members here: never with a secret in them, never endless.
+        services = getattr(getattr(interaction, "client", None), "services", None)
+        redactor = services.redactor if services is not None else Redactor()
+        return redactor.for_members(original.user_message)
     if isinstance(original, app_commands.MissingPermissions):
         perms = ", ".join(p.replace("_", " ").title() for p in original.missing_permissions)
         return f"You need the {perms} permission to use this command. Ask a server admin."

@@ -233,7 +233,7 @@ class Chat(commands.Cog):
         await post_budget_alerts(self.bot, requester.guild_id)
 
     async def _reply_error(self, message: discord.Message, error: Exception) -> None:
-        text = error_message(_MessageContext(message), error)  # type: ignore[arg-type]
+        text = error_message(_MessageContext(message, self.bot), error)  # type: ignore[arg-type]
         try:
             await message.reply(f"❌ {text}", allowed_mentions=NO_MENTIONS, mention_author=False)
         except discord.HTTPException as exc:
@@ -243,7 +243,8 @@ class Chat(commands.Cog):
 class _MessageContext:
     """Enough of an interaction's shape for ``error_message`` when the request came as a message."""
 
-    def __init__(self, message: discord.Message) -> None:
+    def __init__(self, message: discord.Message, client: HyperealBot) -> None:
+        self.client = client
         self.command = None
         self.guild_id = message.guild.id if message.guild else None
         self.user = message.author

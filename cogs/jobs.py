@@ -370,6 +370,7 @@ class Jobs(commands.Cog):
 
     async def announce_failure(self, job: Job, reason: str, charge: Charge | None) -> None:
         """Mark the status message failed and tell the requester, with what happened to the credits."""
+        reason = self.bot.services.redactor.for_members(reason, 400)  # may carry Hypereal's own words
         left = f" · {charge.balance_left} left" if charge else ""
         await self._edit_status(job, f"❌ Failed · {job.model} · {reason} · credits refunded")
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)

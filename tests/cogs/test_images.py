@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
+from bot.logs import SecretScrubber
 from bot.sandbox import SandboxProvider
-from tests.conftest import RunningBot, bot_settings, run_bot
+from tests.conftest import HYPEREAL_KEY, RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
@@ -190,3 +193,30 @@ async def test_an_image_answered_with_a_job_id_is_polled(running_bot: RunningBot
     assert polls
     assert polls[0].query["type"] == "image"
     assert await _reservations(running_bot) == [("settled", 4)]
+
+
+async def test_no_interaction_token_reaches_the_log_at_debug(
+    running_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """discord.py's webhook module logs interaction-token URLs at DEBUG: the scrubber must catch them."""
+    handler_filter = SecretScrubber([running_bot.fake.token])
+    caplog.handler.addFilter(handler_filter)
+    caplog.set_level(logging.DEBUG)
+    fake = running_bot.fake
+    handle = await fake.invoke("image", prompt="a quiet fox")
+    await _result(fake, handle)
+    text = "\n".join(caplog.handler.format(r) for r in caplog.records)
+    assert "/webhooks/" in text or "/interactions/" in text  # the lines are there…
+    assert handle.token not in text  # …without the token
+
+
+async def test_hypereal_error_text_never_shows_the_api_key(running_bot: RunningBot) -> None:
+    fake, sandbox = running_bot.fake, running_bot.sandbox
+    sandbox.faults.status_error = 400
+    sandbox.faults.status_error_body = {"error": f"Invalid prompt for key {HYPEREAL_KEY}: " + "blah " * 400}
+    await fake.invoke("image", prompt="a fox")
+    (message,) = await fake.wait_for(lambda: [m for m in fake.messages() if m.ephemeral and m.content.startswith("❌")])
+    assert "Hypereal refused the request" in message.content
+    assert HYPEREAL_KEY not in message.content
+    assert len(message.content) < 700
+    assert await _reservations(running_bot) == [("refunded", 0)]
