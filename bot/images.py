@@ -214,13 +214,14 @@ class ImageService:
         deliver: ImageDeliverer,
         on_reserved: Callable[[], Awaitable[object]] | None = None,
     ) -> ImageOutcome:
-        """Reserve, call Hypereal (``count`` calls in parallel), download, settle, store, deliver.
+        """Reserve, call Hypereal (``count`` calls in parallel), download, deliver, then settle.
 
         ``on_reserved`` runs once the credits are held and before Hypereal is called: the cog defers
         the interaction there, so refusals (balance, caps) are still the ephemeral first answer.
         ``deliver`` posts the result (the cog tries the interaction, the channel, then a DM) and returns
-        where it landed, or None when nothing could be posted — then the charge is given back: a paid
-        result is delivered or refunded, never charged and dropped.
+        where it landed, or None when nothing could be posted. The charge is written only after the
+        post: an undeliverable result is refunded, and a crash in between leaves a held reservation
+        that start-up refunds — a paid result is delivered or refunded, never charged and dropped.
         """
         async with self.paid.charging(requester, plan.kind, plan.spec.id, plan.estimate, key) as bill:
             if on_reserved is not None:
@@ -229,39 +230,37 @@ class ImageService:
             done = [r for r in results if isinstance(r, tuple)]
             errors = [r for r in results if isinstance(r, BaseException)]
             files = [file for file, _url, _credits in done]
-            fatal = [e for e in errors if not isinstance(e, Exception)]  # cancellation: stop, refund
-            if fatal or not done:
-                for file in files:
-                    file.remove()
-                raise (fatal or errors)[0]
             try:
+                fatal = [e for e in errors if not isinstance(e, Exception)]  # cancellation: stop, refund
+                if fatal or not done:
+                    raise (fatal or errors)[0]
                 reported = [credits for _f, _u, credits in done]
                 credits: int | None = sum(c for c in reported if c is not None)
                 if any(c is None for c in reported):
                     # Hypereal did not say: charge the estimate's share of the calls that succeeded.
                     credits = plan.estimate // plan.count * len(done) if errors else None
-                charge = await self.paid.settle_bill(requester, bill, credits)
-            except BaseException:
+                for error in errors:
+                    log.warning("one of %s parallel image calls failed: %s", plan.count, error)
+                generation_id = await self._store(requester, plan, [url for _f, url, _c in done], credits)
+                outcome = ImageOutcome(
+                    files=files,
+                    charge=await self.paid.preview_bill(requester, bill, credits),
+                    generation_id=generation_id,
+                    failures=[getattr(e, "user_message", "The request failed.") for e in errors],
+                )
+                receipt = await self._deliver(deliver, outcome)
+            finally:
                 for file in files:
                     file.remove()
-                raise
-        failures = [getattr(e, "user_message", "The request failed.") for e in errors]
-        for error in errors:
-            log.warning("one of %s parallel image calls failed: %s", plan.count, error)
-        try:
-            generation_id = await self._store(requester, plan, [url for _f, url, _c in done], charge.credits)
-            outcome = ImageOutcome(files=files, charge=charge, generation_id=generation_id, failures=failures)
-            receipt = await self._deliver(deliver, outcome)
-        finally:
-            for file in files:
-                file.remove()
-        if receipt is None:
-            await self.paid.reverse(key, "the result could not be posted anywhere")
-            self.metrics.results_undeliverable.labels(kind=plan.kind).inc()
-            log.warning("image result undeliverable, charge given back guild=%s key=%s", requester.guild_id, key)
-            outcome.delivered = False
-        else:
-            await self.attach_message(generation_id, receipt.message_id, receipt.attachment_urls)
+            if receipt is None:
+                await self.paid.refund(key, "the result could not be posted anywhere")
+                self.metrics.results_undeliverable.labels(kind=plan.kind).inc()
+                log.warning("image result undeliverable, refunded guild=%s key=%s", requester.guild_id, key)
+                outcome.delivered = False
+                bill.charge = outcome.charge  # closed: nothing more to settle
+                return outcome
+            outcome.charge = await self.paid.settle_bill(requester, bill, credits)
+        await self.attach_message(generation_id, receipt.message_id, receipt.attachment_urls)
         return outcome
 
     @staticmethod
@@ -271,7 +270,7 @@ class ImageService:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # Whether it reached Discord is unknown; giving the charge back is the side to err on.
+            # Whether it reached Discord is unknown; refunding is the side to err on.
             log.exception("posting an image result failed")
             return None
 
@@ -312,7 +311,7 @@ class ImageService:
                     raise ServerError(200, f"Hypereal image job failed: {status.error or 'no reason given'}")
         raise ProviderTimeout("the image job did not finish in time")  # pragma: no cover - timeout raises first
 
-    async def _store(self, requester: Requester, plan: ImagePlan, output_urls: list[str], credits: int) -> str:
+    async def _store(self, requester: Requester, plan: ImagePlan, output_urls: list[str], credits: int | None) -> str:
         generation_id = secrets.token_hex(8)
         await self.db.execute(
             "INSERT INTO generations (id, guild_id, channel_id, user_id, kind, model, prompt, options_json,"
@@ -328,7 +327,7 @@ class ImageService:
                 json.dumps({**plan.options, "count": plan.count}),
                 json.dumps(list(plan.source_urls)),
                 json.dumps(output_urls),
-                credits,
+                plan.estimate if credits is None else credits,
                 int(self.clock()),
             ),
         )

@@ -143,10 +143,6 @@ class PaidRequests:
         """Give the held estimate back (idempotent)."""
         await self.ledger.refund(key, reason)
 
-    async def reverse(self, key: str, reason: str) -> None:
-        """Give back a settled charge whose result never reached the member (idempotent)."""
-        await self.ledger.reverse(key, reason)
-
     @asynccontextmanager
     async def charging(
         self, requester: Requester, category: str, model: str, estimate: int, key: str
@@ -192,6 +188,17 @@ class PaidRequests:
             f"(needs {exc.required}, has {exc.available}). Nothing was charged to this server; "
             "please tell the bot operator."
         )
+
+    async def preview_bill(self, requester: Requester, bill: Bill, credits_used: int | None) -> Charge:
+        """What settling the bill to ``credits_used`` will show — computed, not yet charged.
+
+        For results that are posted before they are charged, so that a result which cannot be posted
+        is refunded rather than charged and dropped: the balance left is today's balance plus the
+        held estimate minus the charge (what the settle then writes).
+        """
+        actual = bill.estimate if credits_used is None else credits_used
+        balance = await self.ledger.balance(requester.guild_id)
+        return Charge(model=bill.model, credits=actual, balance_left=balance + bill.estimate - actual)
 
     async def settle_bill(self, requester: Requester, bill: Bill, credits_used: int | None) -> Charge:
         """Settle an open bill to Hypereal's ``creditsUsed`` (the estimate when it reported none)."""

@@ -88,10 +88,14 @@ class TranscriptionService:
         audio: AudioInput,
         key: str,
         *,
+        deliver: Callable[[Transcript], Awaitable[bool]],
         language: str | None = None,
         on_reserved: Callable[[], Awaitable[object]] | None = None,
     ) -> Transcript:
-        """Transcribe ``audio``; raises ``InvalidInput`` before reserving when the file is not usable."""
+        """Transcribe ``audio``, post it with ``deliver``, then settle (refund when it could not be posted).
+
+        Raises ``InvalidInput`` before reserving when the file is not usable.
+        """
         check_audio(audio)
         spec = self.catalog.default("audio_asr")
         request = {"audio": audio.url, **({"language": language} if language else {})}
@@ -101,5 +105,13 @@ class TranscriptionService:
             result = await self.hypereal.generate_media(spec.id, request)
             if result.text is None:
                 raise ProviderError("Hypereal returned no transcript. Nothing was charged; try again.")
+            preview = await self.paid.preview_bill(requester, bill, result.credits_used)
+            transcript = Transcript(
+                text=result.text, srt=to_srt(result.segments), duration=result.duration, charge=preview
+            )
+            if not await deliver(transcript):
+                await self.paid.refund(key, "the transcript could not be posted anywhere")
+                bill.charge = preview
+                return transcript
             charge = await self.paid.settle_bill(requester, bill, result.credits_used)
-        return Transcript(text=result.text, srt=to_srt(result.segments), duration=result.duration, charge=charge)
+        return Transcript(text=transcript.text, srt=transcript.srt, duration=transcript.duration, charge=charge)

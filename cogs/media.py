@@ -14,7 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.transcribe import AudioInput, check_audio
+from bot.transcribe import AudioInput, Transcript, check_audio
 from cogs._shared import (
     ResultPost,
     checked_image_url,
@@ -114,25 +114,24 @@ class Media(commands.Cog):
         interaction = answered
 
         post = ResultPost(interaction)
-        key = f"asr:{interaction.id}"
+
+        async def deliver(transcript: Transcript) -> bool:
+            text = transcript.text.strip() or "*(no speech found)*"
+            long = len(text) > TRANSCRIPT_INLINE_CHARS
+            shown = text[:TRANSCRIPT_INLINE_CHARS] + "… (full text attached)" if long else text
+
+            def files() -> dict[str, Any]:
+                attached = [discord.File(io.BytesIO(transcript.srt.encode()), filename="transcript.srt")]
+                if long:
+                    attached.append(discord.File(io.BytesIO(text.encode()), filename="transcript.txt"))
+                return {"files": attached}
+
+            return await post.send(f"📝 {shown}\n-# {transcript.charge.cost_line()}", files) is not None
+
         with services.hypereal.limiter.observe(queue_notice(post, estimate)):
-            transcript = await services.transcription.run(
-                requester, clip, key, language=language, on_reserved=post.defer
+            await services.transcription.run(
+                requester, clip, f"asr:{interaction.id}", deliver=deliver, language=language, on_reserved=post.defer
             )
-        text = transcript.text.strip() or "*(no speech found)*"
-        shown = (
-            text if len(text) <= TRANSCRIPT_INLINE_CHARS else text[:TRANSCRIPT_INLINE_CHARS] + "… (full text attached)"
-        )
-
-        def files() -> list[discord.File]:
-            attached = [discord.File(io.BytesIO(transcript.srt.encode()), filename="transcript.srt")]
-            if len(text) > TRANSCRIPT_INLINE_CHARS:
-                attached.append(discord.File(io.BytesIO(text.encode()), filename="transcript.txt"))
-            return attached
-
-        posted = await post.send(f"📝 {shown}\n-# {transcript.charge.cost_line()}", lambda: {"files": files()})
-        if posted is None:
-            await services.paid.reverse(key, "the transcript could not be posted anywhere")
 
     # ── 3D ───────────────────────────────────────────────────────────────────
 

@@ -316,41 +316,6 @@ class CreditLedger:
         """Give the whole estimate back. Idempotent; a settled reservation stays settled."""
         return await self._close(key, "refunded", None, reason)
 
-    async def reverse(self, key: str, reason: str) -> Reservation:
-        """Give back what a settled reservation charged: the result never reached the member. Idempotent.
-
-        A compensating ``refund`` row (the ledger stays append-only); the reservation reads ``refunded``,
-        so caps and usage stop counting it. A held reservation is simply refunded.
-        """
-
-        def work(conn: sqlite3.Connection) -> Reservation:
-            row = conn.execute("SELECT * FROM reservations WHERE key = ?", (key,)).fetchone()
-            if row is None:
-                raise ReservationNotFound(key)
-            reservation = _reservation(row)
-            if reservation.state != "settled":
-                return reservation
-            self._budget(conn, reservation.guild_id)
-            charged = reservation.actual or 0
-            conn.execute(
-                "UPDATE reservations SET state = 'refunded', actual = 0, closed_at = ?"
-                " WHERE key = ? AND state = 'settled'",
-                (self._now(), key),
-            )
-            self._append(
-                conn, f"reverse:{key}", reservation.guild_id, "refund", charged, 0, user_id=reservation.user_id,
-                category=reservation.category, reservation_key=key, note=reason,
-            )  # fmt: skip
-            return Reservation(
-                reservation.key, reservation.guild_id, reservation.user_id, reservation.category, reservation.model,
-                reservation.estimate, 0, "refunded", reservation.created_at,
-            )  # fmt: skip
-
-        held = await self.reservation(key)
-        if held is not None and held.state == "held":
-            return await self.refund(key, reason)
-        return await self.db.run_in_transaction(work)
-
     async def reservation(self, key: str) -> Reservation | None:
         """A reservation by key."""
         row = await self.db.fetch_one("SELECT * FROM reservations WHERE key = ?", (key,))

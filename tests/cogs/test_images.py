@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 from pathlib import Path
@@ -18,7 +19,12 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
 
 
 async def _reservations(bot: RunningBot) -> list[tuple[str, int | None]]:
-    rows = await bot.services.db.fetch_all("SELECT state, actual FROM reservations ORDER BY created_at")
+    """Reservations once settled: a result is posted first and charged right after."""
+    for _ in range(100):
+        rows = await bot.services.db.fetch_all("SELECT state, actual FROM reservations ORDER BY created_at")
+        if all(row["state"] != "held" for row in rows):
+            break
+        await asyncio.sleep(0.02)
     return [(row["state"], row["actual"]) for row in rows]
 
 

@@ -26,7 +26,12 @@ def _results(fake: FakeDiscord, channel_id: int | None = None) -> list[MessageRe
 
 
 async def _settled(bot: RunningBot) -> list[tuple[str, int]]:
-    rows = await bot.services.db.fetch_all("SELECT state, actual FROM reservations")
+    """Reservations once closed (a result is posted first, then charged)."""
+    for _ in range(100):
+        rows = await bot.services.db.fetch_all("SELECT state, actual FROM reservations")
+        if all(row["state"] != "held" for row in rows):
+            break
+        await asyncio.sleep(0.02)
     return [(row["state"], row["actual"]) for row in rows]
 
 
