@@ -318,7 +318,7 @@ class ResultPost:
         return None
 
 
-def queue_notice(post: ResultPost, estimate: int) -> Callable[[int, float], Awaitable[None]]:
+def queue_notice(post: ResultPost, estimate: int | None) -> Callable[[int, float], Awaitable[None]]:
     """What a member sees while their request waits in the bot's hourly Hypereal queue, and when it starts."""
 
     async def notice(position: int, eta: float) -> None:
@@ -326,7 +326,7 @@ def queue_notice(post: ResultPost, estimate: int) -> Callable[[int, float], Awai
             await post.show_status("⏳ Generating…")
             return
         minutes = max(1, round(eta / 60))
-        held = f"{estimate} credit" if estimate == 1 else f"{estimate} credits"
+        held = "credits" if estimate is None else f"{estimate} credit" if estimate == 1 else f"{estimate} credits"
         await post.show_status(
             f"⏳ Queued (position {position}): the bot keeps under Hypereal's hourly request limit, so this starts "
             f"in about {minutes} min. Your {held} are held and come back if it fails."

@@ -17,7 +17,16 @@ from discord.ext import commands
 from bot.chat.layout import CURSOR
 from bot.chat.service import ChatRequest
 from bot.paid import Requester
-from cogs._shared import NO_MENTIONS, error_message, post_budget_alerts, requester_of, require_guild, require_manager
+from cogs._shared import (
+    NO_MENTIONS,
+    ResultPost,
+    error_message,
+    post_budget_alerts,
+    queue_notice,
+    requester_of,
+    require_guild,
+    require_manager,
+)
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -149,10 +158,14 @@ class Chat(commands.Cog):
         surface = InteractionSurface(interaction, view, private=private)
         request = ChatRequest(requester, prompt, key=f"chat:{interaction.id}", model=model, system=system)
 
-        async def defer() -> None:
-            await interaction.response.defer(thinking=True, ephemeral=private)
+        post = ResultPost(interaction)
 
-        await self.bot.services.chat.answer(request, surface, stop=stop, on_reserved=defer)
+        async def defer() -> None:
+            await post.defer(ephemeral=private)
+
+        limiter = self.bot.services.hypereal.limiter
+        with limiter.observe(queue_notice(post, None)):
+            await self.bot.services.chat.answer(request, surface, stop=stop, on_reserved=defer)
         view.stop()
         await post_budget_alerts(self.bot, requester.guild_id)
 
