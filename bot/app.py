@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from pydantic import SecretStr
 
+from bot.attachments import AttachmentInspector
 from bot.bot import HyperealBot, point_discord_at
 from bot.catalog import Catalog
 from bot.chat.conversations import ConversationStore
@@ -113,6 +114,8 @@ def build_services(
         images=images,
         jobs=jobs,
         transcription=TranscriptionService(hypereal=hypereal, catalog=catalog, paid=paid),
+        # Stored results may point at Hypereal's outputs: the same allow-list the downloader uses.
+        attachments=AttachmentInspector(discord_api_base=settings.discord_api_base, output_hosts=downloader.allowed),
     )
 
 
@@ -163,6 +166,7 @@ class BotApp:
             timeout=settings.hypereal_timeout_seconds,
         )
         self.services = build_services(settings, db, http, hypereal, catalog, downloader, self.clock)
+        self._stack.push_async_callback(self.services.attachments.close)
         await self.services.jobs.recover()  # before any command can reserve anything
         web = WebServer(
             create_web_app(

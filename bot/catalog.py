@@ -18,6 +18,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.errors import ConfigError, InvalidInput, ModelUnavailable
+from bot.inputs import (
+    DEFAULT_PROMPT_MAX,
+    EMPTY_MESSAGES,
+    EMPTY_PROMPT,
+    TEXT_LABELS,
+    VIDEO_DURATION_RANGE,
+    check_format,
+    check_int,
+    check_text,
+    shown_value,
+)
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.json")
 
@@ -227,7 +238,9 @@ class Catalog:
         """Check options against the model's allowed values; returns the options the model takes.
 
         ``None`` values are dropped; an option the model does not take, or a value outside its
-        allowed values, is an ``InvalidInput`` that lists what is allowed.
+        allowed values, is an ``InvalidInput`` that lists what is allowed. An option the catalog
+        lists no values for must still have the right shape (:func:`bot.inputs.check_format`), since
+        it goes to Hypereal as typed.
         """
         accepted: dict[str, Any] = {}
         for name, value in options.items():
@@ -238,24 +251,53 @@ class Catalog:
             allowed = spec.allowed(name)
             if allowed and not _is_allowed(value, allowed):
                 listed = ", ".join(str(v) for v in allowed)
-                raise InvalidInput(f"`{spec.id}` accepts {name.replace('_', ' ')} {listed} — you asked for {value}.")
+                raise InvalidInput(
+                    f"`{spec.id}` accepts {name.replace('_', ' ')} {listed} — you asked for {shown_value(value)}."
+                )
+            if not allowed and not isinstance(value, int):
+                value = check_format(name, value)
             accepted[name] = value
         return accepted
 
-    def check_prompt(self, spec: ModelSpec, prompt: str) -> str:
-        """The stripped prompt, or ``InvalidInput`` when it is empty or over the model's limit."""
-        prompt = prompt.strip()
-        if not prompt:
-            raise InvalidInput("The prompt is empty. Describe what you want and try again.")
-        if spec.prompt_max and len(prompt) > spec.prompt_max:
-            raise InvalidInput(
-                f"`{spec.id}` takes prompts of up to {spec.prompt_max} characters; yours has {len(prompt)}. "
-                "Shorten it and try again."
-            )
-        return prompt
+    def prompt_limit(self, spec: ModelSpec) -> int | None:
+        """The longest prompt ``spec`` takes: its catalog ``prompt_max``, else its category's default."""
+        return spec.prompt_max or DEFAULT_PROMPT_MAX.get(spec.category)
+
+    def check_prompt(self, spec: ModelSpec, prompt: object) -> str:
+        """The cleaned prompt (see :mod:`bot.inputs`), or ``InvalidInput`` when empty or too long.
+
+        The limit is :meth:`prompt_limit`; the messages name the model ("Prompts for `x` can be up to…").
+        """
+        return check_text(
+            prompt,
+            limit=self.prompt_limit(spec),
+            label=TEXT_LABELS.get(spec.category, f"Prompts for `{spec.id}`"),
+            empty=EMPTY_MESSAGES.get(spec.category, EMPTY_PROMPT),
+        )
+
+    def check_duration(self, spec: ModelSpec, duration: object) -> int | None:
+        """A video duration in seconds for ``spec``: checked, or the model's default when left out.
+
+        A model with a list of durations in the catalog takes one of those; one that takes a
+        duration but lists none takes :data:`bot.inputs.VIDEO_DURATION_RANGE`. Left out, the
+        catalog default is used, else None (Hypereal picks; the base price is reserved).
+        """
+        if duration is None:
+            default = spec.defaults.get("duration")
+            return int(default) if default is not None else None
+        if "duration" not in spec.inputs:
+            raise InvalidInput(f"`{spec.id}` does not take a duration. Leave it out.")
+        listed = [v for v in spec.allowed("duration") if isinstance(v, int)]
+        low, high = (min(listed), max(listed)) if listed else VIDEO_DURATION_RANGE
+        seconds = check_int(duration, low, high, name="Duration", unit="seconds")
+        if listed and seconds not in listed:
+            raise InvalidInput(f"`{spec.id}` accepts duration {', '.join(map(str, listed))} — you asked for {seconds}.")
+        return seconds
 
 
 def _is_allowed(value: Any, allowed: tuple[int | str, ...]) -> bool:
+    if all(isinstance(v, int) for v in allowed) and (isinstance(value, bool) or not isinstance(value, int)):
+        return False  # "10" or True where the model takes whole numbers
     if isinstance(value, str):
         return value.lower() in {str(v).lower() for v in allowed}
     return value in allowed

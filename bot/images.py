@@ -21,13 +21,13 @@ from bot.db import Database
 from bot.download import DownloadedFile, SafeDownloader
 from bot.errors import InvalidInput
 from bot.hypereal import HyperealClient, ImageResult, MalformedResponse, ProviderTimeout, ServerError
+from bot.inputs import check_int
 from bot.metrics import Metrics
 from bot.paid import Charge, PaidRequests, Requester
 
 log = logging.getLogger(__name__)
 
 MAX_COUNT = 4
-MAX_PROMPT_CHARS = 4000  # when the catalog gives no tighter limit
 MAX_INPUT_IMAGE_BYTES = 20 * 1024 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 # Hypereal's early-status quirk: a fresh job may report "failed" for its first polls while still running.
@@ -147,9 +147,8 @@ class ImageService:
     ) -> ImagePlan:
         """Check the prompt, model and options; price the request."""
         spec = self.catalog.require(model, "image") if model else self.catalog.default("image")
-        prompt = self._check_prompt(spec, prompt)
-        if not 1 <= count <= MAX_COUNT:
-            raise InvalidInput(f"Count must be between 1 and {MAX_COUNT}.")
+        prompt = self.catalog.check_prompt(spec, prompt)
+        count = check_int(count, 1, MAX_COUNT, name="Count")
         options = self._options(spec, aspect_ratio=aspect_ratio, resolution=resolution)
         estimate = self.catalog.quote(spec.id, resolution=resolution, count=count)
         return ImagePlan("image", spec, prompt, options, count, estimate)
@@ -165,7 +164,7 @@ class ImageService:
     ) -> ImagePlan:
         """Check the prompt, the input images (type, size, how many the model takes) and options."""
         spec = self.catalog.require(model, "image_edit") if model else self.catalog.default("image_edit")
-        prompt = self._check_prompt(spec, prompt)
+        prompt = self.catalog.check_prompt(spec, prompt)
         if not images:
             raise InvalidInput("Attach the image to edit.")
         for image in images:
@@ -176,12 +175,6 @@ class ImageService:
         options = self._options(spec, aspect_ratio=aspect_ratio, resolution=resolution)
         estimate = self.catalog.quote(spec.id, resolution=resolution)
         return ImagePlan("image_edit", spec, prompt, options, 1, estimate, tuple(i.url for i in images))
-
-    def _check_prompt(self, spec: ModelSpec, prompt: str) -> str:
-        prompt = self.catalog.check_prompt(spec, prompt)
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise InvalidInput(f"Prompts can be up to {MAX_PROMPT_CHARS} characters; yours has {len(prompt)}.")
-        return prompt
 
     def _options(self, spec: ModelSpec, *, aspect_ratio: str | None, resolution: str | None) -> dict[str, Any]:
         wanted: dict[str, Any] = {"resolution": resolution}
@@ -373,9 +366,13 @@ class ImageService:
 
 
 def check_input_image(image: InputImage) -> None:
-    """Refuse an input that is not an image or is too large (before any credits are reserved)."""
+    """Refuse an input labelled as something other than an image, or too large (before anything is reserved).
+
+    This checks what Discord says about the file; :class:`bot.attachments.AttachmentInspector` then
+    reads its first bytes to check what it really is. A file without a label is left to that check.
+    """
     content_type = (image.content_type or "").split(";")[0].strip().lower()
-    if content_type not in IMAGE_TYPES:
+    if content_type and content_type not in IMAGE_TYPES:
         raise InvalidInput(
             f"`{image.filename[:60]}` is not an image (PNG, JPEG, WebP or GIF). Attach an image and try again."
         )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import aiohttp
 
+    from bot.attachments import AttachmentInspector
     from bot.catalog import Catalog
     from bot.chat.conversations import ConversationStore
     from bot.chat.service import ChatService
@@ -49,3 +50,4 @@ class Services:
     images: ImageService
     jobs: JobService
     transcription: TranscriptionService
+    attachments: AttachmentInspector

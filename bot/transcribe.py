@@ -30,6 +30,7 @@ class AudioInput:
     url: str
     content_type: str | None
     size: int
+    filename: str = "audio"
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,18 @@ class Transcript:
 
 
 def check_audio(audio: AudioInput) -> None:
-    """``InvalidInput`` unless the attachment is audio (or video) within the size cap."""
+    """``InvalidInput`` unless the attachment is labelled audio (or video) and within the size cap.
+
+    This checks what Discord says about the file; :class:`bot.attachments.AttachmentInspector` then
+    reads its first bytes to check what it really is.
+    """
+    name = f"`{audio.filename[:60]}`"
     content_type = (audio.content_type or "").split(";")[0].strip().lower()
     if not content_type.startswith(AUDIO_TYPES):
-        raise InvalidInput("That attachment is not an audio file. Attach an MP3, WAV, M4A, OGG or a voice message.")
+        raise InvalidInput(f"{name} is not an audio file. Attach an MP3, WAV, M4A, OGG or a voice message.")
     if audio.size > MAX_AUDIO_BYTES:
         raise InvalidInput(
-            f"That audio file is {audio.size // (1024 * 1024)} MB; the limit is {MAX_AUDIO_BYTES // (1024 * 1024)} MB."
+            f"{name} is {audio.size // (1024 * 1024)} MB; the limit is {MAX_AUDIO_BYTES // (1024 * 1024)} MB."
         )
 
 

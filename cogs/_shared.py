@@ -13,9 +13,11 @@ import discord
 from discord import app_commands
 
 from bot.errors import BotError
-from bot.images import InputImage, check_input_image
+from bot.images import InputImage
+from bot.inputs import shown_value
 from bot.paid import Requester
 from bot.redact import Redactor
+from bot.transcribe import AudioInput
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -68,16 +70,28 @@ async def respond(
 
 
 def input_image(attachment: discord.Attachment) -> InputImage:
-    """An attachment as an image input (not yet checked)."""
+    """An attachment as an image input (not yet checked): plain values, no discord objects, go to ``bot/``."""
     return InputImage(
         url=attachment.url, content_type=attachment.content_type, size=attachment.size, filename=attachment.filename
     )
 
 
-def checked_image_url(attachment: discord.Attachment) -> str:
-    """The URL of an attachment that must be an image (type and size checked before anything is reserved)."""
-    check_input_image(input_image(attachment))
-    return attachment.url
+def input_audio(attachment: discord.Attachment) -> AudioInput:
+    """An attachment as an audio input (not yet checked)."""
+    return AudioInput(
+        url=attachment.url, content_type=attachment.content_type, size=attachment.size, filename=attachment.filename
+    )
+
+
+async def checked_image_urls(
+    interaction: discord.Interaction[HyperealBot], *attachments: discord.Attachment
+) -> list[str]:
+    """The URLs of attachments that must be images, once label, size, Discord URL and contents are checked.
+
+    Runs before anything is reserved (and within the interaction's 3 s: see ``bot.attachments``).
+    """
+    checked = await interaction.client.services.attachments.images([input_image(a) for a in attachments])
+    return [image.url for image in checked]
 
 
 def requester_of(interaction: discord.Interaction[Any]) -> Requester:
@@ -154,6 +168,9 @@ def error_message(interaction: discord.Interaction[Any], error: BaseException) -
         return "This command only works in a server channel, not in DMs."
     if isinstance(original, app_commands.CheckFailure):
         return str(original) or "You are not allowed to use this command here."
+    if isinstance(original, app_commands.TransformerError):
+        # A value Discord's client would not send (not one of the choices, an unknown member…): bad input, not a bug.
+        return f"{shown_value(original.value)} is not a value this option takes. Pick one of the offered choices."
     reference = uuid.uuid4().hex[:8]
     command = interaction.command.qualified_name if interaction.command else "component"
     log.error(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.credits import BUDGET_CATEGORIES, usage_chart_png, usage_csv
-from bot.errors import InvalidInput
+from bot.inputs import CAP_RANGE, CONFIRM_RANGE, check_choice, parse_percentages
 from cogs._shared import NO_MENTIONS, require_manager
 from cogs.credits import CATEGORY_LABELS
 
@@ -100,7 +100,7 @@ class Admin(commands.Cog):
         interaction: discord.Interaction[HyperealBot],
         member: discord.Member,
         category: app_commands.Choice[str],
-        cap: app_commands.Range[int, 0, 10_000_000] | None = None,
+        cap: app_commands.Range[int, CAP_RANGE[0], CAP_RANGE[1]] | None = None,
         unlimited: bool = False,
     ) -> None:
         """Set one member's cap for a category (overrides their roles' caps)."""
@@ -121,7 +121,7 @@ class Admin(commands.Cog):
         self,
         interaction: discord.Interaction[HyperealBot],
         category: app_commands.Choice[str],
-        cap: app_commands.Range[int, 0, 10_000_000] | None = None,
+        cap: app_commands.Range[int, CAP_RANGE[0], CAP_RANGE[1]] | None = None,
     ) -> None:
         """Set the cap every member gets in a category unless a role or their own cap says otherwise."""
         guild_id = require_manager(interaction)
@@ -147,7 +147,7 @@ class Admin(commands.Cog):
         interaction: discord.Interaction[HyperealBot],
         role: discord.Role,
         category: app_commands.Choice[str],
-        cap: app_commands.Range[int, 0, 10_000_000] | None = None,
+        cap: app_commands.Range[int, CAP_RANGE[0], CAP_RANGE[1]] | None = None,
         unlimited: bool = False,
     ) -> None:
         """Set a role's cap for a category (a member gets the highest of their roles')."""
@@ -166,6 +166,7 @@ class Admin(commands.Cog):
     async def period(self, interaction: discord.Interaction[HyperealBot], period: PeriodName) -> None:
         """Change how often the server's balance resets (starts a fresh period now)."""
         guild_id = require_manager(interaction)
+        period = check_choice(period, get_args(PeriodName), name="The period")
         ledger = self.bot.services.ledger
         budget = await ledger.budget(guild_id)
         updated = await ledger.set_allowance(guild_id, budget.allowance, period, by=interaction.user.id)
@@ -188,12 +189,7 @@ class Admin(commands.Cog):
     ) -> None:
         """Post to an admin channel when spend crosses thresholds (once per period each)."""
         guild_id = require_manager(interaction)
-        try:
-            values = tuple(sorted({int(part.strip().rstrip("%")) for part in threshold.split(",") if part.strip()}))
-        except ValueError:
-            raise InvalidInput("Thresholds are whole percentages separated by commas, like 80,100.") from None
-        if not values or any(not 1 <= v <= 100 for v in values):
-            raise InvalidInput("Thresholds must be between 1 and 100, like 80,100.")
+        values = parse_percentages(threshold)
         repo = self.bot.services.guild_settings
         await repo.update(guild_id, alert_channel_id=channel.id if channel else None, alert_thresholds=values)
         text = (
@@ -206,7 +202,9 @@ class Admin(commands.Cog):
     @quota.command(name="confirm")
     @app_commands.describe(credits="Ask for confirmation before requests costing more than this")
     async def confirm(
-        self, interaction: discord.Interaction[HyperealBot], credits: app_commands.Range[int, 0, 1_000_000]
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        credits: app_commands.Range[int, CONFIRM_RANGE[0], CONFIRM_RANGE[1]],
     ) -> None:
         """Set the price above which members confirm before spending."""
         guild_id = require_manager(interaction)
@@ -288,6 +286,8 @@ class Admin(commands.Cog):
     ) -> None:
         """Spend by member, category or channel, with a PNG chart and a CSV file."""
         guild_id = require_manager(interaction)
+        period = check_choice(period, get_args(UsageWindow), name="The period")
+        by = check_choice(by, get_args(UsageBy), name="Group by")
         await interaction.response.defer(ephemeral=True, thinking=True)
         now = int(self.bot.services.clock())
         start = 0 if period == "all" else now - WINDOW_SECONDS[period]

@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.chat.layout import CURSOR
 from bot.chat.service import ChatRequest
+from bot.inputs import check_system_prompt
 from bot.paid import Requester
 from cogs._shared import (
     NO_MENTIONS,
@@ -194,7 +195,8 @@ class Chat(commands.Cog):
         if model is not None:
             changes["default_chat_model"] = services.catalog.require(model, "chat").id
         if system_prompt is not None:
-            changes["system_prompt"] = None if system_prompt.strip().lower() == "none" else system_prompt[:4000]
+            removed = system_prompt.strip().lower() == "none"
+            changes["system_prompt"] = None if removed else check_system_prompt(system_prompt)
         settings = await services.guild_settings.update(guild_id, **changes)
         model_name = settings.default_chat_model or services.settings.default_chat_model
         system_text = settings.system_prompt or "(none)"

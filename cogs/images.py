@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InvalidInput
 from bot.images import MAX_COUNT, ImageOutcome, ImagePlan, InputImage, PostedResult
 from cogs._shared import (
     NO_MENTIONS,
@@ -167,6 +168,7 @@ class Images(commands.Cog):
         require_guild(interaction)
         images = [input_image(a) for a in (image, image2, image3, image4) if a is not None]
         plan = self.bot.services.images.plan_edit(prompt, images, model=model)
+        await self.bot.services.attachments.images(images)  # contents and Discord URLs, before reserving
         await self._start(interaction, plan, key=f"edit:{interaction.id}")
 
     @edit.autocomplete("model")
@@ -177,12 +179,9 @@ class Images(commands.Cog):
     async def edit_from_message(self, interaction: discord.Interaction[HyperealBot], message: discord.Message) -> None:
         """Message menu ▸ Apps ▸ Edit image: edit the message's first image."""
         require_guild(interaction)
-        attachment = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
-        url = attachment.url if attachment else next((e.image.url for e in message.embeds if e.image.url), None)
-        if url is None:
-            await interaction.response.send_message("That message has no image to edit.", ephemeral=True)
-            return
-        source = input_image(attachment) if attachment else InputImage(url=url, content_type="image/png", size=0)
+        source = message_image(message)
+        # Checked before the modal opens: a file that will be refused is refused before the member types.
+        await self.bot.services.attachments.image(source)
 
         async def on_prompt(submitted: discord.Interaction[HyperealBot], prompt: str) -> None:
             plan = self.bot.services.images.plan_edit(prompt, [source])
@@ -275,6 +274,7 @@ class Images(commands.Cog):
             if source_url is None:
                 await interaction.response.send_message("This result has no image to edit.", ephemeral=True)
                 return
+            services.attachments.check_result_url(source_url)
             source = InputImage(url=source_url, content_type="image/png", size=0)
 
             async def on_prompt(submitted: discord.Interaction[HyperealBot], prompt: str) -> None:
@@ -287,6 +287,7 @@ class Images(commands.Cog):
             if source_url is None:
                 await interaction.response.send_message("This result has no image to start from.", ephemeral=True)
                 return
+            services.attachments.check_result_url(source_url)
             jobs = services.jobs
             plan = (
                 jobs.plan_animate(source_url, generation.prompt)
@@ -294,6 +295,26 @@ class Images(commands.Cog):
                 else jobs.plan_model3d(source_url)
             )
             await self.bot.get_cog("Jobs").start(interaction, plan)
+
+
+def message_image(message: discord.Message) -> InputImage:
+    """The first image of a message: an attachment, else an embed's image as Discord's media proxy serves it.
+
+    An embed names any address its author chose; only its ``proxy_url`` (Discord's copy) may go on to
+    Hypereal, so an embed image without one is refused.
+    """
+    attachment = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
+    if attachment is not None:
+        return input_image(attachment)
+    embedded = [e.image for e in message.embeds if e.image.url or e.image.proxy_url]
+    if not embedded:
+        raise InvalidInput("That message has no image to edit.")
+    if not embedded[0].proxy_url:
+        raise InvalidInput(
+            "That message's image is not hosted by Discord, so the bot will not send it on. "
+            "Save the image and use /edit with the file."
+        )
+    return InputImage(url=embedded[0].proxy_url, content_type=None, size=0, filename="the message's image")
 
 
 async def setup(bot: HyperealBot) -> None:

@@ -22,13 +22,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.download import DownloadedFile
+from bot.inputs import VIDEO_DURATION_RANGE
 from bot.jobs import DeliveryRetry, Job, JobPlan, JobUnconfirmed, Receipt
 from bot.paid import Charge
 from bot.preview import PreviewFailed, render_glb_preview
 from cogs._shared import (
     NO_MENTIONS,
-    checked_image_url,
     cleared_to_spend,
+    input_image,
     requester_of,
     requester_only,
     require_guild,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's limit for servers without boosts
+SHORTEST, LONGEST = VIDEO_DURATION_RANGE  # what Discord's client offers; bot/ checks each model's own values
 STATE_ICONS = {
     "submitting": "⏳",
     "pending": "⏳",
@@ -158,21 +160,24 @@ class Jobs(commands.Cog):
         prompt: str,
         image: discord.Attachment | None = None,
         model: str | None = None,
-        duration: app_commands.Range[int, 1, 60] | None = None,
+        duration: app_commands.Range[int, SHORTEST, LONGEST] | None = None,
         aspect_ratio: str | None = None,
         resolution: str | None = None,
     ) -> None:
         """Generate a video from a prompt, or animate an image; the result is posted here when ready."""
         require_guild(interaction)
-        image_url = checked_image_url(image) if image is not None else None
-        plan = self.bot.services.jobs.plan_video(
+        services = self.bot.services
+        source = input_image(image) if image is not None else None
+        plan = services.jobs.plan_video(
             prompt,
-            image_url=image_url,
+            image_url=source.url if source else None,
             model=model,
             duration=duration,
             aspect_ratio=aspect_ratio,
             resolution=resolution,
         )
+        if source is not None:
+            await services.attachments.image(source)  # contents and Discord URL, before reserving
         await self.start(interaction, plan)
 
     @video.autocomplete("model")

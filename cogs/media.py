@@ -14,11 +14,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.transcribe import AudioInput, Transcript, check_audio
+from bot.inputs import check_language
+from bot.transcribe import Transcript
 from cogs._shared import (
     ResultPost,
-    checked_image_url,
+    checked_image_urls,
     cleared_to_spend,
+    input_audio,
     queue_notice,
     requester_of,
     require_guild,
@@ -30,12 +32,6 @@ if TYPE_CHECKING:
     from cogs.jobs import Jobs
 
 TRANSCRIPT_INLINE_CHARS = 1800
-
-
-def _audio(attachment: discord.Attachment) -> AudioInput:
-    audio = AudioInput(url=attachment.url, content_type=attachment.content_type, size=attachment.size)
-    check_audio(audio)
-    return audio
 
 
 class Media(commands.Cog):
@@ -90,8 +86,10 @@ class Media(commands.Cog):
     ) -> None:
         """Say a text in the voice of an audio sample."""
         require_guild(interaction)
-        audio = _audio(sample)
-        await self._start(interaction, self.bot.services.jobs.plan_voice_clone(text, audio.url))
+        services = self.bot.services
+        plan = services.jobs.plan_voice_clone(text, sample.url)
+        await services.attachments.audio(input_audio(sample))  # contents and Discord URL, before reserving
+        await self._start(interaction, plan)
 
     @app_commands.command(name="transcribe")
     @app_commands.guild_only()
@@ -106,7 +104,8 @@ class Media(commands.Cog):
         require_guild(interaction)
         services = self.bot.services
         requester = requester_of(interaction)
-        clip = _audio(audio)
+        language = check_language(language)
+        clip = await services.attachments.audio(input_audio(audio))
         estimate = services.transcription.estimate(clip)
         answered = await cleared_to_spend(interaction, requester, "audio_asr", "This transcription", estimate)
         if answered is None:
@@ -143,7 +142,8 @@ class Media(commands.Cog):
     ) -> None:
         """Make a 3D model (GLB, with a preview picture) from one image."""
         require_guild(interaction)
-        await self._start(interaction, self.bot.services.jobs.plan_model3d(checked_image_url(image), model))
+        (image_url,) = await checked_image_urls(interaction, image)
+        await self._start(interaction, self.bot.services.jobs.plan_model3d(image_url, model))
 
     @model3d.autocomplete("model")
     async def _image_3d_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
@@ -169,9 +169,9 @@ class Media(commands.Cog):
     ) -> None:
         """Make a 3D model (GLB, with a preview picture) from several views of one object."""
         require_guild(interaction)
-        views = {"front": checked_image_url(front), "back": checked_image_url(back), "left": checked_image_url(left)}
-        if right is not None:
-            views["right"] = checked_image_url(right)
+        given = {"front": front, "back": back, "left": left, "right": right}
+        sides = {side: attachment for side, attachment in given.items() if attachment is not None}
+        views = dict(zip(sides, await checked_image_urls(interaction, *sides.values()), strict=True))
         await self._start(interaction, self.bot.services.jobs.plan_multiview(views, model))
 
     @model3d_multiview.autocomplete("model")

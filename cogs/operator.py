@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, get_args
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.errors import BotError, InvalidInput
+from bot.inputs import ALLOWANCE_RANGE, GRANT_RANGE, check_choice, check_int, parse_snowflake
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -35,9 +36,7 @@ class Operator(commands.Cog):
             if interaction.guild_id is None:
                 raise InvalidInput("Give a server_id, or use this command inside the server.")
             return interaction.guild_id
-        if not server_id.isdigit():
-            raise InvalidInput("server_id is the server's numeric id (right-click the server → Copy Server ID).")
-        return int(server_id)
+        return parse_snowflake(server_id)
 
     @budget.command(name="set")
     @app_commands.describe(
@@ -48,12 +47,14 @@ class Operator(commands.Cog):
     async def set(
         self,
         interaction: discord.Interaction[HyperealBot],
-        allowance: app_commands.Range[int, 0, 100_000_000],
+        allowance: app_commands.Range[int, ALLOWANCE_RANGE[0], ALLOWANCE_RANGE[1]],
         period: PeriodName,
         server_id: str | None = None,
     ) -> None:
         """Give a server its allowance and period (starts a fresh period at the full allowance)."""
         guild_id = self._target(interaction, server_id)
+        allowance = check_int(allowance, *ALLOWANCE_RANGE, name="The allowance", unit="credits")
+        period = check_choice(period, get_args(PeriodName), name="The period")
         budget = await self.bot.services.ledger.set_allowance(guild_id, allowance, period, by=interaction.user.id)
         await interaction.response.send_message(
             f"Server {guild_id}: {budget.allowance} credits per {budget.period}; balance now {budget.balance}.",
@@ -67,11 +68,12 @@ class Operator(commands.Cog):
     async def grant(
         self,
         interaction: discord.Interaction[HyperealBot],
-        amount: app_commands.Range[int, -100_000_000, 100_000_000],
+        amount: app_commands.Range[int, GRANT_RANGE[0], GRANT_RANGE[1]],
         server_id: str | None = None,
     ) -> None:
         """Add credits to a server's balance for this period."""
         guild_id = self._target(interaction, server_id)
+        amount = check_int(amount, *GRANT_RANGE, name="The amount", unit="credits")
         balance = await self.bot.services.ledger.grant(guild_id, amount, by=interaction.user.id)
         await interaction.response.send_message(
             f"Server {guild_id}: {amount:+} credits; balance now {balance}.", ephemeral=True

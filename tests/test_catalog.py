@@ -112,6 +112,46 @@ def test_check_prompt(catalog: Catalog) -> None:
         catalog.check_prompt(spec, "x" * 201)
 
 
+def test_check_prompt_uses_the_category_default_when_the_model_has_no_limit(catalog: Catalog) -> None:
+    video = catalog.require("kling-3-0-std-t2v")
+    assert catalog.prompt_limit(video) == 2500
+    with pytest.raises(InvalidInput, match="Prompts for `kling-3-0-std-t2v` can be up to 2,500 characters; yours has"):
+        catalog.check_prompt(video, "x" * 2501)
+    speech = catalog.require("audio-tts")
+    with pytest.raises(InvalidInput, match="Speech text can be up to 5,000 characters"):
+        catalog.check_prompt(speech, "x" * 5001)
+    with pytest.raises(InvalidInput, match="The text is empty"):
+        catalog.check_prompt(speech, "\u200b\x07")
+    assert catalog.check_prompt(catalog.require("nano-banana-t2i"), " \u200ba fox\u2060 ") == "a fox"
+
+
+def test_check_duration(catalog: Catalog) -> None:
+    listless = catalog.require("kling-3-0-std-t2v")  # takes a duration, lists none
+    assert catalog.check_duration(listless, None) is None
+    assert catalog.check_duration(listless, 20) == 20
+    for seconds in (-5, 0, 21, 10**9, True, "5"):
+        with pytest.raises(InvalidInput, match="Duration must be a whole number from 1 to 20 seconds"):
+            catalog.check_duration(listless, seconds)
+    listed = catalog.require("kling-3-0-std-i2v")  # 3, 5, 10, 15; default 5
+    assert catalog.check_duration(listed, None) == 5
+    with pytest.raises(InvalidInput, match="accepts duration 3, 5, 10, 15 — you asked for 7"):
+        catalog.check_duration(listed, 7)
+    with pytest.raises(InvalidInput, match="from 3 to 15 seconds"):
+        catalog.check_duration(listed, -5)
+    with pytest.raises(InvalidInput, match="does not take a duration"):
+        catalog.check_duration(catalog.require("seedance-1-5-t2v"), 5)
+
+
+def test_validate_options_checks_free_form_values_and_types(catalog: Catalog) -> None:
+    free = catalog.require("gemini-3-1-flash-t2i")  # aspect_ratio without a list
+    assert catalog.validate_options(free, {"aspect_ratio": "4:3"}) == {"aspect_ratio": "4:3"}
+    with pytest.raises(InvalidInput, match="is not a valid aspect ratio"):
+        catalog.validate_options(free, {"aspect_ratio": "4:3 and also a cat"})
+    listed = catalog.require("kling-3-0-std-i2v")
+    with pytest.raises(InvalidInput, match="accepts duration"):
+        catalog.validate_options(listed, {"duration": "10"})  # a string where the model takes whole seconds
+
+
 def test_broken_json_fails_with_the_line(tmp_path: Path) -> None:
     path = tmp_path / "catalog.json"
     path.write_text('{"version": 1,\n "models": [}', encoding="utf-8")

@@ -17,14 +17,12 @@ from bot.chat.conversations import ConversationStore
 from bot.chat.layout import DISCORD_LIMIT, AnswerLayout, Part
 from bot.chat.pacing import PacedMessage, PacerRegistry
 from bot.credits import GuildSettingsRepo
-from bot.errors import InvalidInput
 from bot.hypereal import ChatMessage, HyperealClient, HyperealError
+from bot.inputs import CHAT_PROMPT_MAX, EMPTY_MESSAGES, check_system_prompt, check_text
 from bot.paid import Bill, Charge, PaidRequests, Requester
 
 log = logging.getLogger(__name__)
 
-MAX_PROMPT_CHARS = 8000
-MAX_SYSTEM_CHARS = 4000
 MAX_TOKENS = 4096
 # Room left in the last message for the cost line and notes under the answer.
 FOOTER_ROOM = 160
@@ -100,19 +98,12 @@ class ChatService:
 
     async def prepare(self, request: ChatRequest) -> tuple[str, list[ChatMessage]]:
         """Validate the request and build the messages to send (before anything is reserved)."""
-        prompt = request.prompt.strip()
-        if not prompt:
-            raise InvalidInput("The prompt is empty. Ask something and try again.")
-        if len(prompt) > MAX_PROMPT_CHARS:
-            raise InvalidInput(
-                f"Prompts can be up to {MAX_PROMPT_CHARS} characters; yours has {len(prompt)}. Shorten it."
-            )
-        if request.system and len(request.system) > MAX_SYSTEM_CHARS:
-            raise InvalidInput(f"The system prompt can be up to {MAX_SYSTEM_CHARS} characters. Shorten it.")
+        prompt = check_text(request.prompt, limit=CHAT_PROMPT_MAX, empty=EMPTY_MESSAGES["chat"])
+        own_system = None if request.system is None else check_system_prompt(request.system)
         guild = await self.guild_settings.get(request.requester.guild_id)
         model = self.catalog.require(request.model or guild.default_chat_model or self.default_model, "chat").id
         history = await self.conversations.context(request.parent_turn, self.context_chars - len(prompt))
-        system = request.system or guild.system_prompt
+        system = own_system or guild.system_prompt
         messages: list[ChatMessage] = []
         if system and not any(m.role == "system" for m in history):
             messages.append(ChatMessage(role="system", content=system))

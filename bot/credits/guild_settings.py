@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from bot.db import Database
+from bot.inputs import ALERT_RANGE, CONFIRM_RANGE, check_int, check_system_prompt
 
 DEFAULT_ALERT_THRESHOLDS = (80, 100)
 
@@ -50,6 +51,7 @@ class GuildSettingsRepo:
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown guild settings: {', '.join(sorted(unknown))}")
+        changes = _checked(changes)
         current = await self.get(guild_id)
         merged = {**{f.name: getattr(current, f.name) for f in fields(GuildSettings)}, **changes}
         await self.db.execute(
@@ -70,3 +72,19 @@ class GuildSettingsRepo:
             ),
         )
         return await self.get(guild_id)
+
+
+def _checked(changes: dict[str, Any]) -> dict[str, Any]:
+    """The changes with their values range-checked (``InvalidInput`` before anything is written)."""
+    checked = dict(changes)
+    if "confirm_threshold" in checked:
+        checked["confirm_threshold"] = check_int(
+            checked["confirm_threshold"], *CONFIRM_RANGE, name="The confirmation threshold", unit="credits"
+        )
+    if "alert_thresholds" in checked:
+        checked["alert_thresholds"] = tuple(
+            check_int(value, *ALERT_RANGE, name="Alert thresholds", unit="%") for value in checked["alert_thresholds"]
+        )
+    if checked.get("system_prompt") is not None:
+        checked["system_prompt"] = check_system_prompt(checked["system_prompt"])
+    return checked

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from bot.credits.errors import BudgetFrozen, InsufficientCredits, QuotaExceeded, ReservationNotFound
 from bot.credits.periods import PERIODS, next_reset, period_start
 from bot.db import Database
+from bot.inputs import CAP_RANGE, check_int
 
 BUDGET_CATEGORIES: tuple[str, ...] = ("chat", "image", "image_edit", "video", "audio", "model3d")
 
@@ -420,10 +421,11 @@ class CreditLedger:
 
     @staticmethod
     def _check_cap(category: str, cap: int | None) -> None:
+        """A known category and a cap in :data:`bot.inputs.CAP_RANGE` (or None: unlimited)."""
         if category not in BUDGET_CATEGORIES:
             raise ValueError(f"unknown budget category {category!r}")
-        if cap is not None and cap < 0:
-            raise ValueError("cap must not be negative")
+        if cap is not None:
+            check_int(cap, *CAP_RANGE, name="A cap", unit="credits")
 
     async def caps(self, guild_id: int) -> CapTable:
         """Every cap set on the guild."""

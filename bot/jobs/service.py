@@ -167,23 +167,24 @@ class JobService:
                 f"`{spec.id}` needs {', '.join(unsupported)}, which /video does not take. Pick another model."
             )
         checked_prompt = catalog.check_prompt(spec, prompt)
-        if duration is None and "duration" in spec.defaults:
-            duration = int(spec.defaults["duration"])
+        # A duration the catalog lists no values for is held to a documented range: -5 or 10**9 never
+        # reaches the price or Hypereal (see bot.inputs).
+        duration = catalog.check_duration(spec, duration)
         options = catalog.validate_options(
-            spec,
-            {
-                "duration": duration if "duration" in spec.inputs or duration is not None else None,
-                "aspect_ratio": aspect_ratio,
-                "resolution": resolution,
-            },
+            spec, {"duration": duration, "aspect_ratio": aspect_ratio, "resolution": resolution}
         )
         estimate = catalog.quote(spec.id, duration=options.get("duration"), resolution=options.get("resolution"))
         request = {"prompt": checked_prompt, **({"image": image_url} if image_url else {}), **options}
         return JobPlan(category="video", spec=spec, input=request, estimate=estimate)
 
     def plan_animate(self, image_url: str, prompt: str) -> JobPlan:
-        """Image → video with the default image-to-video model (the Animate button)."""
-        return self.plan_video(prompt or "Bring this image to life with gentle, natural motion.", image_url=image_url)
+        """Image → video with the default image-to-video model (the Animate button).
+
+        The image's prompt may be longer than a video model takes (image prompts allow more): it is cut to fit.
+        """
+        limit = self.catalog.prompt_limit(self.catalog.default("video_i2v"))
+        motion = prompt.strip()[:limit] or "Bring this image to life with gentle, natural motion."
+        return self.plan_video(motion, image_url=image_url)
 
     def plan_model3d(self, image_url: str, model: str | None = None) -> JobPlan:
         """Image → 3D model (``/3d`` and the To 3D button)."""
@@ -211,7 +212,7 @@ class JobService:
     def plan_tts(self, text: str, *, model: str | None = None, format: str | None = None) -> JobPlan:
         """Text → speech. Emotion tags such as ``(happy)`` at the start pass through untouched."""
         spec = self.catalog.require(model, "audio_tts") if model else self.catalog.default("audio_tts")
-        spoken = self._check_text(text)
+        spoken = self._check_text(spec, text)
         options = self.catalog.validate_options(spec, {"format": format})
         return JobPlan(
             category="audio_tts", spec=spec, input={"text": spoken, **options}, estimate=self.catalog.quote(spec.id)
@@ -220,20 +221,13 @@ class JobService:
     def plan_voice_clone(self, text: str, sample_url: str) -> JobPlan:
         """Speak ``text`` in the voice of the audio sample at ``sample_url``."""
         spec = self.catalog.default("audio_clone")
-        spoken = self._check_text(text)
+        spoken = self._check_text(spec, text)
         request = {"text": spoken, "audio": sample_url}
         return JobPlan(category="audio_clone", spec=spec, input=request, estimate=self.catalog.quote(spec.id))
 
-    @staticmethod
-    def _check_text(text: str) -> str:
-        spoken = text.strip()
-        if not spoken:
-            raise InvalidInput("The text is empty. Write what should be said and try again.")
-        if len(spoken) > MAX_SPEECH_CHARS:
-            raise InvalidInput(
-                f"Speech text can be up to {MAX_SPEECH_CHARS} characters; yours has {len(spoken)}. Shorten it."
-            )
-        return spoken
+    def _check_text(self, spec: ModelSpec, text: str) -> str:
+        """The text to speak, cleaned and held to ``spec``'s limit (see :meth:`Catalog.check_prompt`)."""
+        return self.catalog.check_prompt(spec, text)
 
     # ── submit ───────────────────────────────────────────────────────────────
 

@@ -13,9 +13,9 @@ from PIL import Image
 from bot.logs import SecretScrubber
 from bot.sandbox import SandboxProvider
 from tests.conftest import HYPEREAL_KEY, RunningBot, bot_settings, run_bot
-from tests.fakediscord import FakeDiscord, MessageRecord
+from tests.fakediscord import FakeDiscord, MessageRecord, files
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+PNG = files.PNG
 
 
 async def _reservations(bot: RunningBot) -> list[tuple[str, int | None]]:

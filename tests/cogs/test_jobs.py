@@ -14,9 +14,9 @@ import pytest
 
 from bot.sandbox import SandboxProvider
 from tests.conftest import HYPEREAL_KEY, RunningBot, bot_settings, run_bot
-from tests.fakediscord import FakeDiscord, MessageRecord
+from tests.fakediscord import FakeDiscord, MessageRecord, files
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+PNG = files.PNG
 
 
 def _free_port() -> int:

@@ -7,9 +7,9 @@ import io
 from PIL import Image
 
 from tests.conftest import RunningBot
-from tests.fakediscord import FakeDiscord, MessageRecord
+from tests.fakediscord import FakeDiscord, MessageRecord, files
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 100
+PNG = files.PNG
 MP3 = b"ID3" + b"\x00" * 200
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from bot.credits import BudgetFrozen, CreditLedger, InsufficientCredits, QuotaExceeded, ReservationNotFound
 from bot.db import Database
+from bot.errors import InvalidInput
 from tests.credits.conftest import Clock
 
 G, U, ROLE_A, ROLE_B = 10, 20, 30, 31
@@ -84,6 +85,16 @@ async def test_grant_and_set_allowance(ledger: CreditLedger) -> None:
     budget = await ledger.set_allowance(G, 500, "week", by=1)
     assert (budget.allowance, budget.period, budget.balance, budget.reserved) == (500, "week", 470, 30)
     assert await ledger.check_invariants() == []
+
+
+@pytest.mark.parametrize("cap", [-5, 10_000_001, 10**30, True])
+async def test_caps_out_of_range_are_refused_and_change_nothing(ledger: CreditLedger, cap: int) -> None:
+    with pytest.raises(InvalidInput, match="A cap must be a whole number from 0 to 10,000,000 credits"):
+        await ledger.set_user_cap(G, U, "image", cap)
+    with pytest.raises(InvalidInput, match="A cap must be"):
+        await ledger.set_role_cap(G, ROLE_A, "image", cap)
+    caps = await ledger.caps(G)
+    assert (caps.default, caps.roles, caps.users) == ({}, {}, {})
 
 
 async def test_role_caps_highest_wins_and_unlimited_roles(ledger: CreditLedger) -> None:

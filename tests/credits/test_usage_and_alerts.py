@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 
+import pytest
 from PIL import Image
 
 from bot.credits import BudgetAlerts, CreditLedger, GuildSettingsRepo, UsageReport, usage_chart_png, usage_csv
 from bot.db import Database
+from bot.errors import InvalidInput
 from tests.credits.conftest import Clock
 
 G = 1
@@ -49,6 +51,23 @@ async def test_guild_settings_defaults_and_updates(db: Database) -> None:
     updated = await repo.update(G, confirm_threshold=10, alert_channel_id=99, alert_thresholds=(50, 90))
     assert (updated.confirm_threshold, updated.alert_channel_id, updated.alert_thresholds) == (10, 99, (50, 90))
     assert (await repo.update(G, system_prompt="be nice")).confirm_threshold == 10
+
+
+async def test_guild_settings_refuse_values_out_of_range_and_keep_the_old_ones(db: Database) -> None:
+    repo = GuildSettingsRepo(db, default_confirm_threshold=50)
+    await repo.update(G, confirm_threshold=10, system_prompt="be nice")
+    cases = [
+        ({"confirm_threshold": -1}, "The confirmation threshold must be a whole number from 0 to 1,000,000"),
+        ({"confirm_threshold": 10**30}, "far outside"),
+        ({"alert_thresholds": (80, 0)}, "Alert thresholds must be a whole number from 1 to 100"),
+        ({"system_prompt": "\u200b"}, "The system prompt is empty"),
+        ({"system_prompt": "x" * 4001}, "System prompts can be up to 4,000 characters"),
+    ]
+    for changes, problem in cases:
+        with pytest.raises(InvalidInput, match=problem):
+            await repo.update(G, **changes)
+    kept = await repo.get(G)
+    assert (kept.confirm_threshold, kept.system_prompt, kept.alert_thresholds) == (10, "be nice", (80, 100))
 
 
 async def test_alerts_fire_once_per_threshold_per_period(ledger: CreditLedger, db: Database, clock: Clock) -> None:

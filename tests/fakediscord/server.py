@@ -370,7 +370,11 @@ class FakeDiscord:
         raise KeyError(f"command {name!r} was not synced (known: {known})")
 
     def attachment(self, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
-        """An attachment a user uploads, served by the fake itself; pass it as an option value."""
+        """An attachment a user uploads, served by the fake itself; pass it as an option value.
+
+        What it claims (``content_type``, ``size``, ``url``) is the test's to edit: a modified client
+        can put anything there, and the bot must check it.
+        """
         attachment_id = snowflake()
         key = str(attachment_id)
         self.uploads[key] = StoredFile(filename, data, content_type)
@@ -517,6 +521,20 @@ class FakeDiscord:
         await self.wait_for(lambda: handle.choices is not None)
         return handle.choices or []
 
+    async def invoke_message_command(self, name: str, message: MessageRecord, *,
+                                     user: User | None = None) -> InteractionHandle:  # fmt: skip
+        """Run a message context-menu command (Apps ▸ ``name``) on ``message``, as Discord sends it."""
+        user = user or self.MEMBER
+        schema = self._find_command(name, self.channels[message.channel_id].guild_id)
+        target = copy.deepcopy(message.current)
+        data: dict[str, Any] = {
+            "id": schema["id"], "name": schema["name"], "type": 3, "target_id": str(message.id),
+            "resolved": {"messages": {str(message.id): target}},
+        }  # fmt: skip
+        handle = self._base_interaction(2, user, message.channel_id, data)
+        await self.dispatch("INTERACTION_CREATE", handle.payload)
+        return handle
+
     async def click(self, message: MessageRecord, custom_id: str, *, user: User | None = None) -> InteractionHandle:
         """Press a button on a message."""
         user = user or self.MEMBER
@@ -537,11 +555,17 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", handle.payload)
         return handle
 
-    async def send_user_message(self, channel_id: int, user: User, content: str, *,
-                                reply_to: int | None = None) -> MessageRecord:  # fmt: skip
-        """A member posts a message (dispatched as MESSAGE_CREATE), optionally replying to another."""
+    async def send_user_message(self, channel_id: int, user: User, content: str, *, reply_to: int | None = None,
+                                embeds: list[dict[str, Any]] | None = None) -> MessageRecord:  # fmt: skip
+        """A member posts a message (dispatched as MESSAGE_CREATE), optionally replying to another.
+
+        ``embeds`` are stored as given: a test decides whether an embed image has a ``proxy_url``
+        (Discord adds one when its media proxy fetched the image) and where it points.
+        """
         channel = self.channels[channel_id]
         data: dict[str, Any] = {"content": content}
+        if embeds is not None:
+            data["embeds"] = embeds
         if reply_to is not None:
             data["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id)}
         record = self._create_message(channel_id, data, [], author=user)
