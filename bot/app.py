@@ -35,6 +35,8 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.transcribe import TranscriptionService
 from bot.web import HealthProbe, WebServer, create_web_app
+from cogs._ports import DiscordAlerts, DiscordJobDelivery
+from cogs._shared import show_error
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,8 @@ def build_services(
     )
     channels = ChannelPolicy(db)
     guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold)
-    paid = PaidRequests(ledger, channels, guild_settings)
+    alerts = BudgetAlerts(db, ledger, guild_settings, clock)
+    paid = PaidRequests(ledger, channels, guild_settings, alerts, hypereal.limiter)
     conversations = ConversationStore(db, clock)
     chat = ChatService(
         hypereal=hypereal,
@@ -108,7 +111,7 @@ def build_services(
         guild_settings=guild_settings,
         paid=paid,
         usage=UsageReport(db),
-        alerts=BudgetAlerts(db, ledger, guild_settings, clock),
+        alerts=alerts,
         conversations=conversations,
         chat=chat,
         images=images,
@@ -176,7 +179,13 @@ class BotApp:
             settings.web_host,
             settings.web_port,
         )
-        self.bot = HyperealBot(self.services, web, **self._bot_options)
+        # The Discord side of the services' ports, wired here and nowhere else; the poller starts once
+        # the bot is logged in (its setup hook), and stops before the bot and the database close.
+        self.bot = HyperealBot(
+            self.services, web, on_error=show_error, on_setup=[self.services.jobs.start], **self._bot_options
+        )
+        self.services.jobs.attach(DiscordJobDelivery(self.bot))
+        self.services.alerts.attach(DiscordAlerts(self.bot))
         self._stack.push_async_callback(self._close_bot)
         # Closed first (the stack unwinds in reverse): no job step may run against a closed bot or database.
         self._stack.push_async_callback(self.services.jobs.stop)

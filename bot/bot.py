@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -56,22 +57,37 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
+ErrorHandler = Callable[[discord.Interaction[Any], BaseException], Awaitable[None]]
+SetupStep = Callable[[], object]
+
+
 class HyperealTree(app_commands.CommandTree["HyperealBot"]):
-    """The command tree, with the bot's single error handler for app commands."""
+    """The command tree, with the bot's single error handler for app commands (given by the composition root)."""
+
+    error_handler: ErrorHandler | None = None
 
     async def on_error(
         self, interaction: discord.Interaction[HyperealBot], error: app_commands.AppCommandError
     ) -> None:
         """Turn errors into a clear ephemeral message; unexpected ones are logged with a reference the user sees."""
-        from cogs._shared import show_error  # cogs import the bot module; import here to keep the graph acyclic
-
-        await show_error(interaction, error)
+        if self.error_handler is None:
+            log.error("command failed with no error handler installed", exc_info=error)
+            return
+        await self.error_handler(interaction, error)
 
 
 class HyperealBot(commands.Bot):
     """The gateway client. It holds the services; cogs reach them as ``bot.services``."""
 
-    def __init__(self, services: Services, web: WebServer, **options: Any) -> None:
+    def __init__(
+        self,
+        services: Services,
+        web: WebServer,
+        *,
+        on_error: ErrorHandler | None = None,
+        on_setup: Sequence[SetupStep] = (),
+        **options: Any,
+    ) -> None:
         settings = services.settings
         intents = discord.Intents.none()
         intents.guilds = True
@@ -93,12 +109,17 @@ class HyperealBot(commands.Bot):
         )
         self.services = services
         self.web = web
+        self.tree.error_handler = on_error  # type: ignore[attr-defined]
+        self._on_setup = tuple(on_setup)
 
     async def setup_hook(self) -> None:
-        """Wire only: load the cogs (fail-fast), start the web server, sync commands. Never waits on the gateway."""
+        """Wire only: load the cogs (fail-fast), start the web server, run the composition root's setup steps
+        (the job poller), sync commands. Never waits on the gateway."""
         for extension in INITIAL_EXTENSIONS:
             await self.load_extension(extension)
         await self.web.start()
+        for step in self._on_setup:
+            step()
         try:
             await self.sync_commands()
         except discord.HTTPException as exc:

@@ -29,6 +29,7 @@ from bot.inputs import (
     check_text,
     shown_value,
 )
+from bot.wording import credits_text
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.json")
 
@@ -101,14 +102,32 @@ class ModelSpec(BaseModel):
 
     def price_label(self, **quote_args: Any) -> str:
         """``42 credits`` or ``~50 credits`` for an estimate; with the duration a price is for."""
-        credits = quote_price(self, **quote_args)
-        approx = "~" if self.price.estimated else ""
+        quote = quote_of(self, **quote_args)
         suffix = ""
         if self.price.per_seconds and "duration" not in quote_args:
             suffix = f" per {self.price.per_seconds} s"
         elif self.price.per_chars:
             suffix = " per message, more for long chats"
-        return f"{approx}{credits} credits{suffix}"
+        return f"{quote.label}{suffix}"
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A price shown before a charge: exact (the catalog's published price) or an estimate ("~")."""
+
+    credits: int
+    exact: bool = True
+
+    @property
+    def label(self) -> str:
+        """``42 credits`` or ``~5 credits``."""
+        return ("" if self.exact else "~") + credits_text(self.credits)
+
+
+def quote_of(spec: ModelSpec, **quote_args: Any) -> Quote:
+    """The price of one request, marked as an estimate when the catalog's price is one (or scales with chat length)."""
+    exact = not spec.price.estimated and spec.price.per_chars is None
+    return Quote(quote_price(spec, **quote_args), exact=exact)
 
 
 class CatalogFile(BaseModel):

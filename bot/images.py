@@ -12,9 +12,9 @@ import asyncio
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from bot.catalog import Catalog, ModelSpec
 from bot.db import Database
@@ -23,7 +23,7 @@ from bot.errors import InvalidInput
 from bot.hypereal import HyperealClient, ImageResult, MalformedResponse, ProviderTimeout, ServerError
 from bot.inputs import check_int
 from bot.metrics import Metrics
-from bot.paid import Charge, PaidRequests, Requester
+from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,18 @@ class ImagePlan:
     estimate: int
     source_urls: tuple[str, ...] = ()
 
+    @property
+    def quote(self) -> Quote:
+        """The price shown before the charge (an estimate when the catalog's price is one)."""
+        return Quote(self.estimate, exact=not self.spec.price.estimated)
+
+    @property
+    def what(self) -> str:
+        """What is being bought, for the confirmation."""
+        if self.kind == "image_edit":
+            return f"An edit with {self.spec.id}"
+        return f"{'An image' if self.count == 1 else f'{self.count} images'} with {self.spec.id}"
+
 
 @dataclass
 class ImageOutcome:
@@ -81,7 +93,16 @@ class PostedResult:
     attachment_urls: tuple[str, ...] = ()
 
 
-ImageDeliverer = Callable[[ImageOutcome], Awaitable[PostedResult | None]]
+class ImageMember(MemberPort, Protocol):
+    """The member asking for images: the paid flow's port plus acknowledging and delivering the result."""
+
+    async def acknowledge(self) -> None:
+        """The credits are held: show "thinking…" (the refusals before this stay ephemeral)."""
+        ...
+
+    async def deliver(self, plan: ImagePlan, outcome: ImageOutcome) -> PostedResult | None:
+        """Post the result wherever the member can see it; None when nothing could be posted."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -198,68 +219,62 @@ class ImageService:
 
     # ── running ──────────────────────────────────────────────────────────────
 
-    async def run(
-        self,
-        requester: Requester,
-        plan: ImagePlan,
-        key: str,
-        *,
-        deliver: ImageDeliverer,
-        on_reserved: Callable[[], Awaitable[object]] | None = None,
-    ) -> ImageOutcome:
-        """Reserve, call Hypereal (``count`` calls in parallel), download, deliver, then settle.
+    async def generate(self, requester: Requester, plan: ImagePlan, key: str, member: ImageMember) -> ImageOutcome:
+        """The whole paid request: policy, confirmation, reservation, Hypereal, delivery, then the charge.
 
-        ``on_reserved`` runs once the credits are held and before Hypereal is called: the cog defers
-        the interaction there, so refusals (balance, caps) are still the ephemeral first answer.
-        ``deliver`` posts the result (the cog tries the interaction, the channel, then a DM) and returns
-        where it landed, or None when nothing could be posted. The charge is written only after the
-        post: an undeliverable result is refunded, and a crash in between leaves a held reservation
-        that start-up refunds — a paid result is delivered or refunded, never charged and dropped.
+        The charge is written only after the post: an undeliverable result is refunded, and a crash in
+        between leaves a held reservation that start-up refunds — a paid result is delivered or
+        refunded, never charged and dropped.
         """
-        async with self.paid.charging(requester, plan.kind, plan.spec.id, plan.estimate, key) as bill:
-            if on_reserved is not None:
-                await on_reserved()
-            results = await asyncio.gather(*(self._one(plan) for _ in range(plan.count)), return_exceptions=True)
-            done = [r for r in results if isinstance(r, tuple)]
-            errors = [r for r in results if isinstance(r, BaseException)]
-            files = [file for file, _url, _credits in done]
-            try:
-                fatal = [e for e in errors if not isinstance(e, Exception)]  # cancellation: stop, refund
-                if fatal or not done:
-                    raise (fatal or errors)[0]
-                reported = [credits for _f, _u, credits in done]
-                credits: int | None = sum(c for c in reported if c is not None)
-                if any(c is None for c in reported):
-                    # Hypereal did not say: charge the estimate's share of the calls that succeeded.
-                    credits = plan.estimate // plan.count * len(done) if errors else None
-                for error in errors:
-                    log.warning("one of %s parallel image calls failed: %s", plan.count, error)
-                generation_id = await self._store(requester, plan, [url for _f, url, _c in done], credits)
-                outcome = ImageOutcome(
-                    files=files,
-                    charge=await self.paid.preview_bill(requester, bill, credits),
-                    generation_id=generation_id,
-                    failures=[getattr(e, "user_message", "The request failed.") for e in errors],
-                )
-                receipt = await self._deliver(deliver, outcome)
-            finally:
-                for file in files:
-                    file.remove()
-            if receipt is None:
-                await self.paid.refund(key, "the result could not be posted anywhere")
-                self.metrics.results_undeliverable.labels(kind=plan.kind).inc()
-                log.warning("image result undeliverable, refunded guild=%s key=%s", requester.guild_id, key)
-                outcome.delivered = False
-                bill.charge = outcome.charge  # closed: nothing more to settle
-                return outcome
-            outcome.charge = await self.paid.settle_bill(requester, bill, credits)
+        request = PaidRequest(requester, plan.kind, plan.spec.id, plan.quote, key, plan.what)
+
+        async def work(bill: Bill) -> ImageOutcome:
+            await member.acknowledge()
+            return await self._generate(requester, plan, bill, member)
+
+        return await self.paid.run(request, member, work)
+
+    async def _generate(self, requester: Requester, plan: ImagePlan, bill: Bill, member: ImageMember) -> ImageOutcome:
+        results = await asyncio.gather(*(self._one(plan) for _ in range(plan.count)), return_exceptions=True)
+        done = [r for r in results if isinstance(r, tuple)]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        files = [file for file, _url, _credits in done]
+        try:
+            fatal = [e for e in errors if not isinstance(e, Exception)]  # cancellation: stop, refund
+            if fatal or not done:
+                raise (fatal or errors)[0]
+            reported = [credits for _f, _u, credits in done]
+            credits: int | None = sum(c for c in reported if c is not None)
+            if any(c is None for c in reported):
+                # Hypereal did not say: charge the estimate's share of the calls that succeeded.
+                credits = plan.estimate // plan.count * len(done) if errors else None
+            for error in errors:
+                log.warning("one of %s parallel image calls failed: %s", plan.count, error)
+            generation_id = await self._store(requester, plan, [url for _f, url, _c in done], credits)
+            outcome = ImageOutcome(
+                files=files,
+                charge=await self.paid.preview_bill(requester, bill, credits),
+                generation_id=generation_id,
+                failures=[getattr(e, "user_message", "The request failed.") for e in errors],
+            )
+            receipt = await self._deliver(member, plan, outcome)
+        finally:
+            for file in files:
+                file.remove()
+        if receipt is None:
+            outcome.charge = await self.paid.refund_bill(bill, "the result could not be posted anywhere")
+            self.metrics.results_undeliverable.labels(kind=plan.kind).inc()
+            log.warning("image result undeliverable, refunded guild=%s key=%s", requester.guild_id, bill.key)
+            outcome.delivered = False
+            return outcome
+        outcome.charge = await self.paid.settle_bill(requester, bill, credits)
         await self.attach_message(generation_id, receipt.message_id, receipt.attachment_urls)
         return outcome
 
     @staticmethod
-    async def _deliver(deliver: ImageDeliverer, outcome: ImageOutcome) -> PostedResult | None:
+    async def _deliver(member: ImageMember, plan: ImagePlan, outcome: ImageOutcome) -> PostedResult | None:
         try:
-            return await deliver(outcome)
+            return await member.deliver(plan, outcome)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -1,9 +1,15 @@
-"""The paid-request pipeline every generation command goes through.
+"""The one paid-request use case every paid path goes through.
 
-quote (catalog) → channel policy → reserve (ledger, one write transaction) → call Hypereal →
-settle to the ``creditsUsed`` Hypereal reports — or refund when anything fails before Hypereal
-accepted the request. Hypereal's own "Insufficient credits" means the *operator's* account is
-empty: the reservation is refunded, the user told so, and the operator warned in the log.
+channel policy → price (exact or an estimate) → confirmation when it is over the server's
+threshold → reserve (one ledger write) → call Hypereal → settle to the ``creditsUsed`` it reports,
+or refund → budget alerts → the receipt (``model · N credits · M left``).
+
+The steps that need Discord go through small ports the cogs implement: :class:`MemberPort` asks
+the member to confirm a price and shows where a request waits in the bot's hourly Hypereal queue;
+:class:`bot.credits.alerts.AlertPort` posts to the admins' alert channel. Alerts are checked after
+every settle, here, so no paid path can forget them. Hypereal's own "Insufficient credits" means
+the *operator's* account is empty: the reservation is refunded, the member told so, the operator
+warned in the log.
 """
 
 from __future__ import annotations
@@ -11,15 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
-from bot.credits import ChannelPolicy, CreditLedger, GuildSettingsRepo, ReservationNotFound
+from bot.catalog import Quote
+from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, ReservationNotFound
 from bot.errors import BotError, ProviderError
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
+from bot.hypereal import RequestLimiter
+from bot.wording import category_noun, credits_text, sentence_start
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Catalog categories → the budget categories admins set caps on.
 LEDGER_CATEGORY = {
@@ -41,13 +53,19 @@ def ledger_category(catalog_category: str) -> str:
 
 @dataclass(frozen=True)
 class Requester:
-    """Who asks, and where: everything the credit checks need, without Discord objects."""
+    """Who asks, and where: everything the credit checks need, without Discord objects.
+
+    The names are kept with the reservation so usage reports can name members and channels
+    without the members intent.
+    """
 
     guild_id: int
     user_id: int
     role_ids: tuple[int, ...] = ()
     channel_id: int = 0
     parent_channel_id: int | None = None  # a thread's parent channel: channel policy follows it
+    display_name: str | None = None
+    channel_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,11 +78,39 @@ class Charge:
 
     def cost_line(self) -> str:
         """The line every paid result carries."""
-        return f"{self.model} · {self.credits} credits · {self.balance_left} left"
+        return f"{self.model} · {credits_text(self.credits)} · {self.balance_left} left"
+
+
+@dataclass(frozen=True)
+class PaidRequest:
+    """One paid request as the use case needs it: who, what kind, which model, the price, the idempotency key."""
+
+    requester: Requester
+    category: str  # catalog category (chat, image, video, audio_tts, …)
+    model: str
+    quote: Quote
+    key: str
+    what: str  # what is being bought, for the confirmation ("A video with kling-3-0-std-t2v")
+
+
+class MemberPort(Protocol):
+    """The member who asked, as the paid flow talks to them (the cog implements it on the interaction)."""
+
+    async def confirm(self, what: str, quote: Quote) -> bool:
+        """Ask whether to go ahead at this price; False when they cancel or do not answer."""
+        ...
+
+    async def queued(self, position: int, eta: float, quote: Quote) -> None:
+        """The request waits in the bot's hourly Hypereal queue at ``position`` (0: it starts now)."""
+        ...
 
 
 class ChannelNotAllowed(BotError):
     """The command's category is switched off in this channel."""
+
+
+class RequestDeclined(BotError):
+    """The member cancelled the confirmation or let it time out: nothing was reserved (they were told)."""
 
 
 class OperatorOutOfCredits(ProviderError):
@@ -73,26 +119,71 @@ class OperatorOutOfCredits(ProviderError):
 
 @dataclass
 class Bill:
-    """An open reservation inside :meth:`PaidRequests.charging`; call :meth:`settle` once Hypereal answered."""
+    """An open reservation inside :meth:`PaidRequests.charging`; settle it once Hypereal answered."""
 
     key: str
     model: str
     estimate: int
+    requester: Requester
     charge: Charge | None = field(default=None)
+    handed_over: bool = False  # an async job keeps its reservation: the job service settles it later
+
+    def hand_over(self) -> None:
+        """The reservation now belongs to a stored job: leaving the block neither settles nor refunds it."""
+        self.handed_over = True
 
 
 class PaidRequests:
-    """Reserve, settle and refund credits around Hypereal calls, with channel policy and confirmation rules."""
+    """Reserve, settle and refund credits around Hypereal calls, with channel policy, confirmation and alerts."""
 
     def __init__(
         self,
         ledger: CreditLedger,
         channels: ChannelPolicy,
         guild_settings: GuildSettingsRepo,
+        alerts: BudgetAlerts,
+        limiter: RequestLimiter | None = None,
     ) -> None:
         self.ledger = ledger
         self.channels = channels
         self.guild_settings = guild_settings
+        self.alerts = alerts
+        self.limiter = limiter
+
+    # ── the use case ─────────────────────────────────────────────────────────
+
+    async def run(self, request: PaidRequest, member: MemberPort, work: Callable[[Bill], Awaitable[T]]) -> T:
+        """Channel policy, confirmation, reservation, then ``work(bill)`` (Hypereal and delivery), then settlement.
+
+        ``work`` settles the bill itself when it knows Hypereal's report (``settle_bill``), hands it
+        over to a job, or returns; an exception refunds. Raises the refusals (``ChannelNotAllowed``,
+        ``RequestDeclined``, the ledger's ``InsufficientCredits``/``QuotaExceeded``/``BudgetFrozen``)
+        before anything is reserved.
+        """
+        requester = request.requester
+        await self.check_channel(requester, request.category)
+        if await self.needs_confirmation(requester, request.quote.credits) and not await member.confirm(
+            request.what, request.quote
+        ):
+            raise RequestDeclined("Cancelled: nothing was charged.")
+        estimate = request.quote.credits
+        async with self.charging(requester, request.category, request.model, estimate, request.key) as bill:
+            with self._observing(member, request.quote):
+                return await work(bill)
+
+    @contextlib.contextmanager
+    def _observing(self, member: MemberPort, quote: Quote) -> Iterator[None]:
+        if self.limiter is None:
+            yield
+            return
+
+        async def notice(position: int, eta: float) -> None:
+            await member.queued(position, eta, quote)
+
+        with self.limiter.observe(notice):
+            yield
+
+    # ── the steps ────────────────────────────────────────────────────────────
 
     async def check_channel(self, requester: Requester, category: str) -> None:
         """Raise ``ChannelNotAllowed`` (listing where it is allowed) when the category is off here."""
@@ -101,16 +192,16 @@ class PaidRequests:
         here = requester.parent_channel_id if requester.parent_channel_id is not None else requester.channel_id
         if policy.allows(here):
             return
-        label = budget_category.replace("_", " ").capitalize()
+        label = sentence_start(category_noun(budget_category))
         where = await self.channels.allowed_channels(requester.guild_id, budget_category)
         if where:
             places = ", ".join(f"<#{channel_id}>" for channel_id in where)
-            raise ChannelNotAllowed(f"{label} commands are not enabled in this channel. Use them in {places}.")
+            raise ChannelNotAllowed(f"{label} requests are not enabled in this channel. Use them in {places}.")
         if policy.only_in:
             raise ChannelNotAllowed(
-                f"{label} commands are switched off on this server. A server admin can turn them on with /channels."
+                f"{label} requests are switched off on this server. A server admin can turn them on with /channels."
             )
-        raise ChannelNotAllowed(f"{label} commands are switched off in this channel. Use them in another channel.")
+        raise ChannelNotAllowed(f"{label} requests are switched off in this channel. Use them in another channel.")
 
     async def needs_confirmation(self, requester: Requester, estimate: int) -> bool:
         """True when the estimate is over the server's confirmation threshold."""
@@ -129,11 +220,14 @@ class PaidRequests:
             key,
             channel_id=requester.channel_id,
             model=model,
+            user_name=requester.display_name,
+            channel_name=requester.channel_name,
         )
 
     async def settle(self, guild_id: int, key: str, model: str, actual: int) -> Charge:
-        """Charge what Hypereal reported (more or less than the estimate) and return the cost line's figures."""
+        """Charge what Hypereal reported (more or less than the estimate), then check the budget alerts."""
         reservation = await self.ledger.settle(key, actual)
+        await self.alerts.after_spend(guild_id)
         balance = await self.ledger.balance(guild_id)
         return Charge(
             model=model, credits=reservation.actual if reservation.actual is not None else actual, balance_left=balance
@@ -143,14 +237,19 @@ class PaidRequests:
         """Give the held estimate back (idempotent)."""
         await self.ledger.refund(key, reason)
 
+    async def refunded_charge(self, guild_id: int | None, model: str) -> Charge:
+        """What a refunded request shows: nothing charged, and the balance now."""
+        balance = await self.ledger.balance(guild_id) if guild_id else 0
+        return Charge(model=model, credits=0, balance_left=balance)
+
     @asynccontextmanager
     async def charging(
         self, requester: Requester, category: str, model: str, estimate: int, key: str
     ) -> AsyncIterator[Bill]:
-        """Reserve on entry; the block calls Hypereal and then ``await paid.settle_bill(bill, credits)``.
+        """Reserve on entry; the block calls Hypereal and settles (``settle_bill``) or hands the bill over.
 
         Any exception before the bill is settled refunds it. Hypereal's own "Insufficient credits"
-        becomes ``OperatorOutOfCredits`` with a message for the user and a warning for the operator.
+        becomes ``OperatorOutOfCredits`` with a message for the member and a warning for the operator.
         """
         try:
             await self.reserve(requester, category, model, estimate, key)
@@ -160,17 +259,18 @@ class PaidRequests:
             with contextlib.suppress(ReservationNotFound):
                 await self.refund(key, "cancelled while reserving")
             raise
-        bill = Bill(key=key, model=model, estimate=estimate)
+        bill = Bill(key=key, model=model, estimate=estimate, requester=requester)
         try:
             yield bill
         except HyperealInsufficientCredits as exc:
-            await self.refund(key, "hypereal: insufficient credits")
+            if not bill.handed_over:
+                await self.refund(key, "hypereal: insufficient credits")
             raise self.operator_out_of_credits(exc, requester.guild_id) from exc
         except BaseException:
-            if bill.charge is None:
+            if bill.charge is None and not bill.handed_over:
                 await self.refund(key, "request failed before Hypereal accepted it")
             raise
-        if bill.charge is None:
+        if bill.charge is None and not bill.handed_over:
             # The block finished without a report from Hypereal: charge the estimate rather than leave it held.
             bill.charge = await self.settle(requester.guild_id, key, model, estimate)
 
@@ -183,9 +283,9 @@ class PaidRequests:
             exc.available,
             guild_id,
         )
+        needs = f"needs {exc.required}, has {exc.available}" if exc.required is not None else "it has run out"
         return OperatorOutOfCredits(
-            "The bot operator's Hypereal account is out of credits "
-            f"(needs {exc.required}, has {exc.available}). Nothing was charged to this server; "
+            f"The bot operator's Hypereal account is out of credits ({needs}). Nothing was charged to this server; "
             "please tell the bot operator."
         )
 
@@ -205,4 +305,10 @@ class PaidRequests:
         bill.charge = await self.settle(
             requester.guild_id, bill.key, bill.model, bill.estimate if credits_used is None else credits_used
         )
+        return bill.charge
+
+    async def refund_bill(self, bill: Bill, reason: str) -> Charge:
+        """Refund an open bill (the result could not be delivered) and close it."""
+        await self.refund(bill.key, reason)
+        bill.charge = await self.refunded_charge(bill.requester.guild_id, bill.model)
         return bill.charge

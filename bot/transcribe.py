@@ -9,14 +9,15 @@ speech) and settled to what Hypereal reports.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.catalog import Catalog
 from bot.errors import InvalidInput, ProviderError
 from bot.hypereal import HyperealClient
 from bot.hypereal.models import TranscriptSegment
-from bot.paid import Charge, PaidRequests, Requester
+from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
 
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 BYTES_PER_MINUTE = 1024 * 1024
@@ -41,6 +42,18 @@ class Transcript:
     srt: str
     duration: float | None
     charge: Charge
+
+
+class TranscriptMember(MemberPort, Protocol):
+    """The member asking for a transcript: the paid flow's port plus acknowledging and delivering it."""
+
+    async def acknowledge(self) -> None:
+        """The credits are held: show "thinking…"."""
+        ...
+
+    async def deliver(self, transcript: Transcript) -> bool:
+        """Post the transcript; False when it could not be posted anywhere."""
+        ...
 
 
 def check_audio(audio: AudioInput) -> None:
@@ -88,36 +101,36 @@ class TranscriptionService:
         spec = self.catalog.default("audio_asr")
         return spec.price.credits * max(1, math.ceil(audio.size / BYTES_PER_MINUTE))
 
-    async def run(
+    async def transcribe(
         self,
         requester: Requester,
         audio: AudioInput,
         key: str,
+        member: TranscriptMember,
         *,
-        deliver: Callable[[Transcript], Awaitable[bool]],
         language: str | None = None,
-        on_reserved: Callable[[], Awaitable[object]] | None = None,
     ) -> Transcript:
-        """Transcribe ``audio``, post it with ``deliver``, then settle (refund when it could not be posted).
+        """The paid request: policy, confirmation, reservation, Hypereal, the post, then the charge.
 
-        Raises ``InvalidInput`` before reserving when the file is not usable.
+        The charge is written after the post: a transcript that cannot be posted is refunded.
         """
         check_audio(audio)
         spec = self.catalog.default("audio_asr")
-        request = {"audio": audio.url, **({"language": language} if language else {})}
-        async with self.paid.charging(requester, "audio_asr", spec.id, self.estimate(audio), key) as bill:
-            if on_reserved is not None:
-                await on_reserved()
-            result = await self.hypereal.generate_media(spec.id, request)
+        quote = Quote(self.estimate(audio), exact=False)  # the length is unknown until Hypereal heard it
+        request = PaidRequest(requester, "audio_asr", spec.id, quote, key, "This transcription")
+        body = {"audio": audio.url, **({"language": language} if language else {})}
+
+        async def work(bill: Bill) -> Transcript:
+            await member.acknowledge()
+            result = await self.hypereal.generate_media(spec.id, body)
             if result.text is None:
                 raise ProviderError("Hypereal returned no transcript. Nothing was charged; try again.")
             preview = await self.paid.preview_bill(requester, bill, result.credits_used)
-            transcript = Transcript(
-                text=result.text, srt=to_srt(result.segments), duration=result.duration, charge=preview
-            )
-            if not await deliver(transcript):
-                await self.paid.refund(key, "the transcript could not be posted anywhere")
-                bill.charge = preview
-                return transcript
+            transcript = Transcript(result.text, to_srt(result.segments), result.duration, preview)
+            if not await member.deliver(transcript):
+                charge = await self.paid.refund_bill(bill, "the transcript could not be posted anywhere")
+                return Transcript(transcript.text, transcript.srt, transcript.duration, charge)
             charge = await self.paid.settle_bill(requester, bill, result.credits_used)
-        return Transcript(text=transcript.text, srt=transcript.srt, duration=transcript.duration, charge=charge)
+            return Transcript(transcript.text, transcript.srt, transcript.duration, charge)
+
+        return await self.paid.run(request, member, work)

@@ -6,7 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -15,7 +15,7 @@ from discord import app_commands
 from bot.errors import BotError
 from bot.images import InputImage
 from bot.inputs import shown_value
-from bot.paid import Requester
+from bot.paid import Quote, RequestDeclined, Requester
 from bot.redact import Redactor
 from bot.transcribe import AudioInput
 
@@ -106,6 +106,8 @@ def requester_of(interaction: discord.Interaction[Any]) -> Requester:
         role_ids=roles,
         channel_id=interaction.channel_id or 0,
         parent_channel_id=parent_id,
+        display_name=user.display_name,
+        channel_name=getattr(channel, "name", None),
     )
 
 
@@ -122,33 +124,6 @@ def require_manager(interaction: discord.Interaction[Any]) -> int:
     if not interaction.permissions.manage_guild:
         raise BotError("Only members with the Manage Server permission can use this command.")
     return guild_id
-
-
-async def post_budget_alerts(bot: HyperealBot, guild_id: int) -> None:
-    """Tell the admins' alert channel when spend crossed a threshold for the first time this period."""
-    if not guild_id:
-        return
-    try:
-        channel_id, crossed = await bot.services.alerts.crossed(guild_id)
-    except Exception:
-        log.exception("budget alert check failed guild=%s", guild_id)
-        return
-    if channel_id is None or not crossed:
-        return
-    channel = bot.get_channel(channel_id)
-    if not isinstance(channel, discord.abc.Messageable):
-        log.warning("budget alert channel missing guild=%s channel=%s", guild_id, channel_id)
-        return
-    budget = await bot.services.ledger.budget(guild_id)
-    worst = max(crossed)
-    text = (
-        f"⚠️ This server has used {worst}% of its {budget.allowance}-credit allowance this period "
-        f"({budget.balance} left" + (f", resets <t:{budget.resets_at}:R>)." if budget.resets_at else ").")
-    )
-    try:
-        await channel.send(text, allowed_mentions=NO_MENTIONS)
-    except discord.HTTPException as exc:
-        log.warning("could not post budget alert guild=%s status=%s", guild_id, exc.status)
 
 
 def error_message(interaction: discord.Interaction[Any], error: BaseException) -> str:
@@ -189,6 +164,9 @@ def error_message(interaction: discord.Interaction[Any], error: BaseException) -
 
 async def show_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
     """Show an error ephemerally, also after a public defer (whose "thinking…" message is removed first)."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, RequestDeclined):
+        return  # the confirmation message already says "Cancelled" / "Timed out"
     message = error_message(interaction, error)
     if interaction.response.is_done():
         with contextlib.suppress(discord.HTTPException):
@@ -225,90 +203,92 @@ class ConfirmView(discord.ui.View):
         self.stop()
 
 
-async def confirm_price(
-    interaction: discord.Interaction[Any], what: str, credits: int
-) -> discord.Interaction[Any] | None:
-    """Ask the requester to confirm an expensive request; returns the Confirm click (to answer) or None."""
-    view = ConfirmView(interaction.user.id)
-    await interaction.response.send_message(
-        f"{what} costs about **{credits} credits**. Go ahead?", view=view, ephemeral=True
-    )
-    await view.wait()
-    if view.answer is None:
-        with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(content="Timed out: nothing was charged.", view=None)
-        return None
-    if not view.confirmed:
-        await view.answer.response.edit_message(content="Cancelled: nothing was charged.", view=None)
-        return None
-    await view.answer.response.edit_message(content=f"Confirmed: {what} for about {credits} credits.", view=None)
-    return view.answer
-
-
-async def cleared_to_spend(
-    interaction: discord.Interaction[HyperealBot], requester: Requester, category: str, what: str, estimate: int
-) -> discord.Interaction[HyperealBot] | None:
-    """Before reserving: the channel allows ``category``, and an expensive request was confirmed.
-
-    Returns the interaction to answer from now on (the Confirm click when one was asked), or None
-    when the member cancelled or let the confirmation time out (nothing was charged).
-    """
-    paid = interaction.client.services.paid
-    await paid.check_channel(requester, category)
-    if await paid.needs_confirmation(requester, estimate):
-        return await confirm_price(interaction, what, estimate)
-    return interaction
-
-
 def requester_only(user_id: int) -> discord.AllowedMentions:
     """Mentions that ping the requester and nobody else."""
     return discord.AllowedMentions(users=[discord.Object(user_id)], everyone=False, roles=False)
 
 
-class ResultPost:
-    """Where an interaction's paid result goes when its token may have expired (results can take an hour).
+def queue_text(position: int, eta: float, quote: Quote) -> str:
+    """What a member reads while their request waits in the bot's hourly Hypereal queue."""
+    minutes = max(1, round(eta / 60))
+    return (
+        f"⏳ Queued (position {position}): the bot keeps under Hypereal's hourly request limit, so this starts in "
+        f"about {minutes} min. Your {quote.label} are held and come back if it fails."
+    )
 
-    In order: the interaction's own followup (replaces "thinking…"); when the token is gone (Discord:
-    15 minutes) a channel message replying to the original response and mentioning the requester; when
-    the channel is gone or closed to the bot, a DM. ``send`` returns None only when all three failed.
+
+class InteractionMember:
+    """The member behind one paid request, on its interaction: the Discord side of ``bot.paid.MemberPort``.
+
+    It asks for confirmation (answering from then on on the Confirm click), shows "thinking…" and queue
+    notices, and posts the result wherever the member can still see it: the interaction's own followup;
+    when the token is gone (Discord: 15 minutes) a channel message replying to the original response
+    and mentioning the requester; when the channel is gone or closed to the bot, a DM.
     """
 
-    def __init__(self, interaction: discord.Interaction[HyperealBot]) -> None:
+    def __init__(self, interaction: discord.Interaction[HyperealBot], *, ephemeral: bool = False) -> None:
         self.interaction = interaction
-        self.original_id: int | None = None  # the deferred response, once known (replies point at it)
+        self.ephemeral = ephemeral
+        self.original_id: int | None = None  # the deferred response, once known (late replies point at it)
 
-    async def defer(self, *, ephemeral: bool = False) -> None:
-        """Acknowledge the interaction with "thinking…" and remember the response message."""
+    # ── MemberPort ───────────────────────────────────────────────────────────
+
+    async def confirm(self, what: str, quote: Quote) -> bool:
+        """Ask "This costs N credits — Confirm / Cancel" ephemerally; answers continue on the click."""
+        interaction = self.interaction
+        view = ConfirmView(interaction.user.id)
+        await interaction.response.send_message(f"{what} costs **{quote.label}**. Go ahead?", view=view, ephemeral=True)
+        await view.wait()
+        if view.answer is None:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(content="Timed out: nothing was charged.", view=None)
+            return False
+        if not view.confirmed:
+            await view.answer.response.edit_message(content="Cancelled: nothing was charged.", view=None)
+            return False
+        await view.answer.response.edit_message(content=f"Confirmed: {what} for {quote.label}.", view=None)
+        self.interaction = view.answer
+        return True
+
+    async def queued(self, position: int, eta: float, quote: Quote) -> None:
+        """Replace "thinking…" with the queue position (and back when the request starts)."""
+        await self.show_status("⏳ Generating…" if position == 0 else queue_text(position, eta, quote))
+
+    # ── the interaction ──────────────────────────────────────────────────────
+
+    async def acknowledge(self) -> None:
+        """Show "thinking…" (the credits are held) and remember the response message."""
         if self.interaction.response.is_done():
             return
-        callback = await self.interaction.response.defer(thinking=True, ephemeral=ephemeral)
+        callback = await self.interaction.response.defer(thinking=True, ephemeral=self.ephemeral)
         if callback is not None:
             self.original_id = callback.message_id
 
     async def show_status(self, content: str) -> None:
-        """Replace "thinking…" with a status line, while the token lasts (best effort)."""
+        """Replace the response's content with a status line, while the token lasts (best effort)."""
         if not self.interaction.response.is_done() or not interaction_is_fresh(self.interaction):
             return
         with contextlib.suppress(discord.HTTPException):
             await self.interaction.edit_original_response(content=content, allowed_mentions=NO_MENTIONS)
 
-    async def send(self, content: str, build: Any) -> discord.Message | None:
+    async def send(self, content: str, build: Callable[[], dict[str, Any]]) -> discord.Message | None:
         """Post ``content`` plus ``build()``'s keyword arguments (files are rebuilt for every attempt)."""
         interaction = self.interaction
         user_id = interaction.user.id
         if interaction.response.is_done() and interaction_is_fresh(interaction):
             try:
-                return await interaction.followup.send(content, wait=True, allowed_mentions=NO_MENTIONS, **build())
+                return await interaction.followup.send(
+                    content, wait=True, ephemeral=self.ephemeral, allowed_mentions=NO_MENTIONS, **build()
+                )
             except discord.NotFound:
                 log.info("interaction token gone, posting the result in the channel interaction=%s", interaction.id)
             except discord.HTTPException as exc:
-                log.warning(
-                    "followup failed interaction=%s status=%s: posting in the channel", interaction.id, exc.status
-                )
+                log.warning("followup failed interaction=%s status=%s: posting in the channel", interaction.id,
+                            exc.status)  # fmt: skip
         mention = f"<@{user_id}>"
         late = content if content.startswith(mention) else f"{mention} {content}"
         channel_id = interaction.channel_id
-        if channel_id is not None:
+        if channel_id is not None and not self.ephemeral:
             channel = interaction.client.get_partial_messageable(channel_id, guild_id=interaction.guild_id)
             reference = (
                 discord.MessageReference(message_id=self.original_id, channel_id=channel_id, fail_if_not_exists=False)
@@ -333,20 +313,3 @@ class ResultPost:
         except discord.HTTPException as exc:
             log.warning("could not DM a result user=%s status=%s", user_id, exc.status)
         return None
-
-
-def queue_notice(post: ResultPost, estimate: int | None) -> Callable[[int, float], Awaitable[None]]:
-    """What a member sees while their request waits in the bot's hourly Hypereal queue, and when it starts."""
-
-    async def notice(position: int, eta: float) -> None:
-        if position == 0:
-            await post.show_status("⏳ Generating…")
-            return
-        minutes = max(1, round(eta / 60))
-        held = "credits" if estimate is None else f"{estimate} credit" if estimate == 1 else f"{estimate} credits"
-        await post.show_status(
-            f"⏳ Queued (position {position}): the bot keeps under Hypereal's hourly request limit, so this starts "
-            f"in about {minutes} min. Your {held} are held and come back if it fails."
-        )
-
-    return notice

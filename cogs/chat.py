@@ -7,6 +7,7 @@ Discord through two surfaces: the interaction (for /chat) and the channel (for r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -17,13 +18,12 @@ from discord.ext import commands
 from bot.chat.layout import CURSOR
 from bot.chat.service import ChatRequest
 from bot.inputs import check_system_prompt
-from bot.paid import Requester
+from bot.paid import Quote, Requester
 from cogs._shared import (
     NO_MENTIONS,
-    ResultPost,
+    ConfirmView,
+    InteractionMember,
     error_message,
-    post_budget_alerts,
-    queue_notice,
     requester_of,
     require_guild,
     require_manager,
@@ -60,11 +60,14 @@ def _view_for(content: str, view: discord.ui.View) -> discord.ui.View | None:
     return view if content.endswith(CURSOR) else None
 
 
-class InteractionSurface:
-    """Shows an answer through the interaction: first part replaces "thinking…", later parts reply to it."""
+class InteractionSurface(InteractionMember):
+    """Shows an answer through the interaction: first part replaces "thinking…", later parts reply to it.
+
+    As the paid flow's member it asks for confirmation over the server's threshold and shows queue notices.
+    """
 
     def __init__(self, interaction: discord.Interaction[HyperealBot], view: discord.ui.View, *, private: bool) -> None:
-        self.interaction = interaction
+        super().__init__(interaction, ephemeral=private)
         self.view = view
         self.private = private
         self.followup_ids: set[int] = set()
@@ -109,6 +112,27 @@ class ChannelSurface:
         self.source = message
         self.view = view
         self.messages: dict[int, discord.Message] = {}
+
+    async def confirm(self, what: str, quote: Quote) -> bool:
+        """Ask in a reply (only the author can answer); the question is removed once answered."""
+        view = ConfirmView(self.source.author.id)
+        question = await self.source.reply(
+            f"{what} costs **{quote.label}**. Go ahead?", view=view, mention_author=False, allowed_mentions=NO_MENTIONS
+        )
+        await view.wait()
+        answer = "Confirmed." if view.confirmed else "Cancelled: nothing was charged."
+        if view.answer is not None:
+            await view.answer.response.edit_message(content=answer, view=None)
+        else:
+            with contextlib.suppress(discord.HTTPException):
+                await question.edit(content="Timed out: nothing was charged.", view=None)
+        return view.confirmed
+
+    async def queued(self, position: int, eta: float, quote: Quote) -> None:
+        """Replies have no "thinking…" to replace; the answer appears when the request starts."""
+
+    async def acknowledge(self) -> None:
+        """Nothing to acknowledge: a message needs no answer within 3 s."""
 
     async def show_first(self, content: str) -> int:
         return await self.continue_in_new_message(content, self.source.id)
@@ -159,16 +183,8 @@ class Chat(commands.Cog):
         surface = InteractionSurface(interaction, view, private=private)
         request = ChatRequest(requester, prompt, key=f"chat:{interaction.id}", model=model, system=system)
 
-        post = ResultPost(interaction)
-
-        async def defer() -> None:
-            await post.defer(ephemeral=private)
-
-        limiter = self.bot.services.hypereal.limiter
-        with limiter.observe(queue_notice(post, None)):
-            await self.bot.services.chat.answer(request, surface, stop=stop, on_reserved=defer)
+        await self.bot.services.chat.answer(request, surface, stop=stop)
         view.stop()
-        await post_budget_alerts(self.bot, requester.guild_id)
 
     @chat.autocomplete("model")
     async def _models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
@@ -235,6 +251,8 @@ class Chat(commands.Cog):
             role_ids=roles,
             channel_id=channel.id,
             parent_channel_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
+            display_name=message.author.display_name,
+            channel_name=getattr(channel, "name", None),
         )
         stop = asyncio.Event()
         view = StopView(message.author.id, stop)
@@ -245,7 +263,6 @@ class Chat(commands.Cog):
             await self._reply_error(message, exc)
         finally:
             view.stop()
-        await post_budget_alerts(self.bot, requester.guild_id)
 
     async def _reply_error(self, message: discord.Message, error: Exception) -> None:
         text = error_message(_MessageContext(message, self.bot), error)  # type: ignore[arg-type]

@@ -15,19 +15,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.catalog import Catalog
 from bot.errors import InvalidInput
 from bot.images import MAX_COUNT, ImageOutcome, ImagePlan, InputImage, PostedResult
-from cogs._shared import (
-    NO_MENTIONS,
-    ResultPost,
-    cleared_to_spend,
-    input_image,
-    post_budget_alerts,
-    queue_notice,
-    requester_of,
-    require_guild,
-    show_error,
-)
+from cogs._jobs_ui import start_job
+from cogs._shared import NO_MENTIONS, InteractionMember, input_image, requester_of, require_guild, show_error
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -69,9 +61,8 @@ class GenerationButton(
         return cls(match["action"], match["generation"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        cog = interaction.client.get_cog("Images")
         try:
-            await cog.on_result_button(interaction, self.action, self.generation_id)
+            await on_result_button(interaction, self.action, self.generation_id)
         except Exception as exc:
             await show_error(interaction, exc)
 
@@ -130,7 +121,7 @@ class Images(commands.Cog):
         """Generate images from a prompt."""
         require_guild(interaction)
         plan = self.bot.services.images.plan_generate(prompt, model=model, aspect_ratio=aspect_ratio, count=count)
-        await self._start(interaction, plan, key=f"image:{interaction.id}")
+        await start_images(interaction, plan, key=f"image:{interaction.id}")
 
     @image.autocomplete("model")
     async def _image_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
@@ -169,7 +160,7 @@ class Images(commands.Cog):
         images = [input_image(a) for a in (image, image2, image3, image4) if a is not None]
         plan = self.bot.services.images.plan_edit(prompt, images, model=model)
         await self.bot.services.attachments.images(images)  # contents and Discord URLs, before reserving
-        await self._start(interaction, plan, key=f"edit:{interaction.id}")
+        await start_images(interaction, plan, key=f"edit:{interaction.id}")
 
     @edit.autocomplete("model")
     async def _edit_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
@@ -185,34 +176,16 @@ class Images(commands.Cog):
 
         async def on_prompt(submitted: discord.Interaction[HyperealBot], prompt: str) -> None:
             plan = self.bot.services.images.plan_edit(prompt, [source])
-            await self._start(submitted, plan, key=f"edit:{submitted.id}")
+            await start_images(submitted, plan, key=f"edit:{submitted.id}")
 
         await interaction.response.send_modal(PromptModal(on_prompt, custom_id=f"edit-modal:{interaction.id}"))
 
-    # ── the paid flow ────────────────────────────────────────────────────────
 
-    async def _start(self, interaction: discord.Interaction[HyperealBot], plan: ImagePlan, *, key: str) -> None:
-        """Check the channel, confirm when expensive, then defer, generate and post."""
-        services = self.bot.services
-        requester = requester_of(interaction)
-        what = f"{plan.count} image(s) with {plan.spec.id}" if plan.kind == "image" else f"an edit with {plan.spec.id}"
-        answered = await cleared_to_spend(interaction, requester, plan.kind, what, plan.estimate)
-        if answered is None:
-            return
-        interaction = answered
+class ImagePoster(InteractionMember):
+    """Posts an image result (embeds with the persistent buttons) wherever the member can still see it."""
 
-        post = ResultPost(interaction)
-
-        async def deliver(outcome: ImageOutcome) -> PostedResult | None:
-            return await self._post(post, plan, outcome)
-
-        with services.hypereal.limiter.observe(queue_notice(post, plan.estimate)):
-            await services.images.run(requester, plan, key, deliver=deliver, on_reserved=post.defer)
-        await post_budget_alerts(self.bot, requester.guild_id)
-
-    async def _post(self, post: ResultPost, plan: ImagePlan, outcome: ImageOutcome) -> PostedResult | None:
-        """The result embed(s) with the persistent buttons, wherever the member can still see it."""
-        interaction = post.interaction
+    async def deliver(self, plan: ImagePlan, outcome: ImageOutcome) -> PostedResult | None:
+        interaction = self.interaction
         names = [f"image-{n}{Path(r.filename).suffix or '.png'}" for n, r in enumerate(outcome.files, 1)]
         embeds = []
         for name in names:
@@ -226,75 +199,70 @@ class Images(commands.Cog):
         if outcome.failures:
             footer += f" · {len(outcome.failures)} of {plan.count} failed and were not charged"
         embeds[-1].set_footer(text=footer)
-        view = self._buttons(outcome.generation_id)
+        view = result_buttons(interaction.client.services.catalog, outcome.generation_id)
 
         def build() -> dict[str, Any]:
             files = [discord.File(r.path, filename=name) for r, name in zip(outcome.files, names, strict=True)]
             return {"embeds": embeds, "files": files, "view": view}
 
-        message = await post.send(f"<@{interaction.user.id}>", build)
+        message = await self.send(f"<@{interaction.user.id}>", build)
         if message is None:
             return None
         return PostedResult(message.id, tuple(a.url for a in message.attachments))
 
-    def _buttons(self, generation_id: str) -> discord.ui.View:
-        view = discord.ui.View(timeout=None)
-        catalog = self.bot.services.catalog
-        animate_price = catalog.default("video_i2v").price_label()
-        view.add_item(GenerationButton("reroll", generation_id))
-        view.add_item(GenerationButton("edit", generation_id))
-        view.add_item(GenerationButton("animate", generation_id, label=f"Animate ({animate_price})"))
-        model3d_price = catalog.default("model3d").price_label()
-        view.add_item(GenerationButton("model3d", generation_id, label=f"To 3D ({model3d_price})"))
-        return view
 
-    # ── result buttons ───────────────────────────────────────────────────────
+async def start_images(interaction: discord.Interaction[HyperealBot], plan: ImagePlan, *, key: str) -> None:
+    """The paid request, through ``bot/`` once: policy, confirmation, reservation, Hypereal, the post, the charge."""
+    await interaction.client.services.images.generate(requester_of(interaction), plan, key, ImagePoster(interaction))
 
-    async def on_result_button(
-        self, interaction: discord.Interaction[HyperealBot], action: str, generation_id: str
-    ) -> None:
-        """Reroll, Edit, Animate or To 3D on a stored generation."""
-        services = self.bot.services
-        generation = await services.images.generation(generation_id)
-        if generation is None:
-            await interaction.response.send_message("This result is no longer available.", ephemeral=True)
-            return
-        shared = (await services.guild_settings.get(interaction.guild_id or 0)).shared_buttons
-        if interaction.user.id != generation.user_id and not shared:
-            await interaction.response.send_message(
-                f"These buttons belong to <@{generation.user_id}>. Use /image to make your own.",
-                ephemeral=True,
-                allowed_mentions=NO_MENTIONS,
-            )
-            return
-        if action == "reroll":
-            await self._start(interaction, services.images.reroll_plan(generation), key=f"reroll:{interaction.id}")
-        elif action == "edit":
-            source_url = generation.image_url
-            if source_url is None:
-                await interaction.response.send_message("This result has no image to edit.", ephemeral=True)
-                return
-            services.attachments.check_result_url(source_url)
-            source = InputImage(url=source_url, content_type="image/png", size=0)
 
-            async def on_prompt(submitted: discord.Interaction[HyperealBot], prompt: str) -> None:
-                plan = services.images.plan_edit(prompt, [source])
-                await self._start(submitted, plan, key=f"edit:{submitted.id}")
+def result_buttons(catalog: Catalog, generation_id: str) -> discord.ui.View:
+    """Reroll, Edit, Animate (with its price) and To 3D (with its price), persistent across restarts."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(GenerationButton("reroll", generation_id))
+    view.add_item(GenerationButton("edit", generation_id))
+    animate_price = catalog.default("video_i2v").price_label()
+    view.add_item(GenerationButton("animate", generation_id, label=f"Animate ({animate_price})"))
+    model3d_price = catalog.default("model3d").price_label()
+    view.add_item(GenerationButton("model3d", generation_id, label=f"To 3D ({model3d_price})"))
+    return view
 
-            await interaction.response.send_modal(PromptModal(on_prompt, custom_id=f"edit-modal:{interaction.id}"))
-        else:
-            source_url = generation.image_url
-            if source_url is None:
-                await interaction.response.send_message("This result has no image to start from.", ephemeral=True)
-                return
-            services.attachments.check_result_url(source_url)
-            jobs = services.jobs
-            plan = (
-                jobs.plan_animate(source_url, generation.prompt)
-                if action == "animate"
-                else jobs.plan_model3d(source_url)
-            )
-            await self.bot.get_cog("Jobs").start(interaction, plan)
+
+async def on_result_button(interaction: discord.Interaction[HyperealBot], action: str, generation_id: str) -> None:
+    """Reroll, Edit, Animate or To 3D on a stored generation."""
+    services = interaction.client.services
+    generation = await services.images.generation(generation_id)
+    if generation is None:
+        await interaction.response.send_message("This result is no longer available.", ephemeral=True)
+        return
+    shared = (await services.guild_settings.get(interaction.guild_id or 0)).shared_buttons
+    if interaction.user.id != generation.user_id and not shared:
+        await interaction.response.send_message(
+            f"These buttons belong to <@{generation.user_id}>. Use /image to make your own.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        return
+    if action == "reroll":
+        await start_images(interaction, services.images.reroll_plan(generation), key=f"reroll:{interaction.id}")
+        return
+    source_url = generation.image_url
+    if source_url is None:
+        await interaction.response.send_message("This result has no image to start from.", ephemeral=True)
+        return
+    services.attachments.check_result_url(source_url)
+    if action == "edit":
+        source = InputImage(url=source_url, content_type="image/png", size=0)
+
+        async def on_prompt(submitted: discord.Interaction[HyperealBot], prompt: str) -> None:
+            plan = services.images.plan_edit(prompt, [source])
+            await start_images(submitted, plan, key=f"edit:{submitted.id}")
+
+        await interaction.response.send_modal(PromptModal(on_prompt, custom_id=f"edit-modal:{interaction.id}"))
+        return
+    jobs = services.jobs
+    plan = jobs.plan_animate(source_url, generation.prompt) if action == "animate" else jobs.plan_model3d(source_url)
+    await start_job(interaction, plan)
 
 
 def message_image(message: discord.Message) -> InputImage:

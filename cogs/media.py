@@ -16,22 +16,30 @@ from discord.ext import commands
 
 from bot.inputs import check_language
 from bot.transcribe import Transcript
-from cogs._shared import (
-    ResultPost,
-    checked_image_urls,
-    cleared_to_spend,
-    input_audio,
-    queue_notice,
-    requester_of,
-    require_guild,
-)
+from cogs._jobs_ui import start_job
+from cogs._shared import InteractionMember, checked_image_urls, input_audio, requester_of, require_guild
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
-    from bot.jobs import JobPlan
-    from cogs.jobs import Jobs
 
 TRANSCRIPT_INLINE_CHARS = 1800
+
+
+class TranscriptPoster(InteractionMember):
+    """Posts a transcript (text, plus ``.srt`` and, when long, the full text) where the member can see it."""
+
+    async def deliver(self, transcript: Transcript) -> bool:
+        text = transcript.text.strip() or "*(no speech found)*"
+        long = len(text) > TRANSCRIPT_INLINE_CHARS
+        shown = text[:TRANSCRIPT_INLINE_CHARS] + "… (full text attached)" if long else text
+
+        def files() -> dict[str, Any]:
+            attached = [discord.File(io.BytesIO(transcript.srt.encode()), filename="transcript.srt")]
+            if long:
+                attached.append(discord.File(io.BytesIO(text.encode()), filename="transcript.txt"))
+            return {"files": attached}
+
+        return await self.send(f"📝 {shown}\n-# {transcript.charge.cost_line()}", files) is not None
 
 
 class Media(commands.Cog):
@@ -39,10 +47,6 @@ class Media(commands.Cog):
 
     def __init__(self, bot: HyperealBot) -> None:
         self.bot = bot
-
-    async def _start(self, interaction: discord.Interaction[HyperealBot], plan: JobPlan) -> None:
-        jobs: Jobs = self.bot.get_cog("Jobs")  # type: ignore[assignment]
-        await jobs.start(interaction, plan)
 
     def _models(self, current: str, *categories: str, where: Any = None) -> list[app_commands.Choice[str]]:
         choices = self.bot.services.catalog.search(current, *categories, where=where)
@@ -69,7 +73,7 @@ class Media(commands.Cog):
     ) -> None:
         """Turn text into speech (emotion tags like (happy) pass through)."""
         require_guild(interaction)
-        await self._start(interaction, self.bot.services.jobs.plan_tts(text, model=model, format=format))
+        await start_job(interaction, self.bot.services.jobs.plan_tts(text, model=model, format=format))
 
     @tts.autocomplete("model")
     async def _tts_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
@@ -89,7 +93,7 @@ class Media(commands.Cog):
         services = self.bot.services
         plan = services.jobs.plan_voice_clone(text, sample.url)
         await services.attachments.audio(input_audio(sample))  # contents and Discord URL, before reserving
-        await self._start(interaction, plan)
+        await start_job(interaction, plan)
 
     @app_commands.command(name="transcribe")
     @app_commands.guild_only()
@@ -103,34 +107,12 @@ class Media(commands.Cog):
         """Turn speech into text, with an .srt subtitle file."""
         require_guild(interaction)
         services = self.bot.services
-        requester = requester_of(interaction)
         language = check_language(language)
         clip = await services.attachments.audio(input_audio(audio))
-        estimate = services.transcription.estimate(clip)
-        answered = await cleared_to_spend(interaction, requester, "audio_asr", "This transcription", estimate)
-        if answered is None:
-            return
-        interaction = answered
-
-        post = ResultPost(interaction)
-
-        async def deliver(transcript: Transcript) -> bool:
-            text = transcript.text.strip() or "*(no speech found)*"
-            long = len(text) > TRANSCRIPT_INLINE_CHARS
-            shown = text[:TRANSCRIPT_INLINE_CHARS] + "… (full text attached)" if long else text
-
-            def files() -> dict[str, Any]:
-                attached = [discord.File(io.BytesIO(transcript.srt.encode()), filename="transcript.srt")]
-                if long:
-                    attached.append(discord.File(io.BytesIO(text.encode()), filename="transcript.txt"))
-                return {"files": attached}
-
-            return await post.send(f"📝 {shown}\n-# {transcript.charge.cost_line()}", files) is not None
-
-        with services.hypereal.limiter.observe(queue_notice(post, estimate)):
-            await services.transcription.run(
-                requester, clip, f"asr:{interaction.id}", deliver=deliver, language=language, on_reserved=post.defer
-            )
+        member = TranscriptPoster(interaction)
+        await services.transcription.transcribe(
+            requester_of(interaction), clip, f"asr:{interaction.id}", member, language=language
+        )
 
     # ── 3D ───────────────────────────────────────────────────────────────────
 
@@ -143,7 +125,7 @@ class Media(commands.Cog):
         """Make a 3D model (GLB, with a preview picture) from one image."""
         require_guild(interaction)
         (image_url,) = await checked_image_urls(interaction, image)
-        await self._start(interaction, self.bot.services.jobs.plan_model3d(image_url, model))
+        await start_job(interaction, self.bot.services.jobs.plan_model3d(image_url, model))
 
     @model3d.autocomplete("model")
     async def _image_3d_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:
@@ -172,7 +154,7 @@ class Media(commands.Cog):
         given = {"front": front, "back": back, "left": left, "right": right}
         sides = {side: attachment for side, attachment in given.items() if attachment is not None}
         views = dict(zip(sides, await checked_image_urls(interaction, *sides.values()), strict=True))
-        await self._start(interaction, self.bot.services.jobs.plan_multiview(views, model))
+        await start_job(interaction, self.bot.services.jobs.plan_multiview(views, model))
 
     @model3d_multiview.autocomplete("model")
     async def _multiview_models(self, interaction: discord.Interaction[HyperealBot], current: str) -> list[Any]:

@@ -10,10 +10,19 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from bot.credits import ChannelPolicy, CreditLedger, GuildSettingsRepo, InsufficientCredits
+from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, InsufficientCredits
 from bot.db import Database
 from bot.hypereal import HyperealClient, ServerError
-from bot.paid import ChannelNotAllowed, OperatorOutOfCredits, PaidRequests, Requester
+from bot.paid import (
+    Bill,
+    ChannelNotAllowed,
+    OperatorOutOfCredits,
+    PaidRequest,
+    PaidRequests,
+    Quote,
+    RequestDeclined,
+    Requester,
+)
 from bot.sandbox import SandboxProvider
 from tests.conftest import HYPEREAL_KEY
 
@@ -34,7 +43,33 @@ def ledger(db: Database) -> CreditLedger:
 
 @pytest.fixture
 def paid(db: Database, ledger: CreditLedger) -> PaidRequests:
-    return PaidRequests(ledger, ChannelPolicy(db), GuildSettingsRepo(db, default_confirm_threshold=50))
+    repo = GuildSettingsRepo(db, default_confirm_threshold=50)
+    return PaidRequests(ledger, ChannelPolicy(db), repo, BudgetAlerts(db, ledger, repo, lambda: 1_795_003_200))
+
+
+class Member:
+    """A member who answers confirmations as told and records what they were shown."""
+
+    def __init__(self, *, accept: bool = True) -> None:
+        self.accept = accept
+        self.asked: list[tuple[str, str]] = []
+
+    async def confirm(self, what: str, quote: Quote) -> bool:
+        self.asked.append((what, quote.label))
+        return self.accept
+
+    async def queued(self, position: int, eta: float, quote: Quote) -> None:
+        return None
+
+
+class Alerts:
+    """Records posted alerts (the Discord side of AlertPort)."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[int, str]] = []
+
+    async def post_alert(self, guild_id: int, channel_id: int, text: str) -> None:
+        self.posted.append((channel_id, text))
 
 
 @pytest.fixture
@@ -113,3 +148,33 @@ async def test_expensive_requests_need_confirmation(paid: PaidRequests) -> None:
     assert await paid.needs_confirmation(ME, 51)
     await paid.guild_settings.update(1, confirm_threshold=100)
     assert not await paid.needs_confirmation(ME, 72)
+
+
+async def test_an_expensive_request_declined_reserves_nothing(paid: PaidRequests, ledger: CreditLedger) -> None:
+    member = Member(accept=False)
+    request = PaidRequest(ME, "video", "kling-3-0-std-t2v", Quote(72, exact=False), "d1", "A video with x")
+
+    async def work(bill: Bill) -> None:
+        raise AssertionError("Hypereal must not be called")
+
+    with pytest.raises(RequestDeclined):
+        await paid.run(request, member, work)
+    assert member.asked == [("A video with x", "~72 credits")]
+    assert await ledger.reservation("d1") is None
+
+
+async def test_every_settle_checks_the_alerts_in_one_place(paid: PaidRequests, ledger: CreditLedger) -> None:
+    """Jobs, chat, images and transcription all settle through PaidRequests.settle: none can forget the alerts."""
+    alerts = Alerts()
+    paid.alerts.attach(alerts)
+    await paid.guild_settings.update(ME.guild_id, alert_channel_id=77, alert_thresholds=(5, 50))
+    await paid.reserve(ME, "video", "kling-3-0-std-t2v", 42, "job:1")
+    assert alerts.posted == []  # a reservation is not spend yet
+    await paid.settle(ME.guild_id, "job:1", "kling-3-0-std-t2v", 46)
+    ((channel, text),) = alerts.posted
+    assert channel == 77
+    assert "passed 5 % of its 100-credit allowance" in text
+    assert "used 46 % · 54 of 100 left" in text
+    await paid.reserve(ME, "audio_tts", "audio-tts", 2, "job:2")
+    await paid.settle(ME.guild_id, "job:2", "audio-tts", 2)
+    assert len(alerts.posted) == 1  # each threshold once per period

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,7 +19,7 @@ from bot.chat.pacing import PacedMessage, PacerRegistry
 from bot.credits import GuildSettingsRepo
 from bot.hypereal import ChatMessage, HyperealClient, HyperealError
 from bot.inputs import CHAT_PROMPT_MAX, EMPTY_MESSAGES, check_system_prompt, check_text
-from bot.paid import Bill, Charge, PaidRequests, Requester
+from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ class AnswerSurface(Protocol):
 
     async def continue_in_new_message(self, content: str, reply_to: int) -> int:
         """Post a continuation part as a reply to the previous part; returns its message id."""
+        ...
+
+
+class ChatMember(AnswerSurface, MemberPort, Protocol):
+    """The member asking: where the answer is shown, plus the paid flow's port and "thinking…"."""
+
+    async def acknowledge(self) -> None:
+        """The credits are held: show "thinking…" (a refusal before this stays ephemeral)."""
         ...
 
 
@@ -116,24 +124,20 @@ class ChatService:
         return self.catalog.quote(model, conversation_chars=sum(len(m.content) for m in messages))
 
     async def answer(
-        self,
-        request: ChatRequest,
-        surface: AnswerSurface,
-        *,
-        stop: asyncio.Event | None = None,
-        on_reserved: Callable[[], Awaitable[object]] | None = None,
+        self, request: ChatRequest, surface: ChatMember, *, stop: asyncio.Event | None = None
     ) -> ChatOutcome:
-        """Answer ``request`` on ``surface``; ``stop`` (the Stop button) ends the stream early.
+        """Answer ``request`` on ``surface`` through the paid flow; ``stop`` (the Stop button) ends the stream early.
 
-        ``on_reserved`` runs once the credits are held, before Hypereal is called (the cog defers there).
+        Like every paid request it asks for confirmation when its estimate is over the server's threshold.
         """
         model, messages = await self.prepare(request)
-        estimate = self.quote(model, messages)
+        quote = Quote(self.quote(model, messages), exact=False)  # scales with the conversation: an estimate
+        paid = PaidRequest(request.requester, "chat", model, quote, request.key, f"An answer from {model}")
         outcome = ChatOutcome()
         stop = stop or asyncio.Event()
-        async with self.paid.charging(request.requester, "chat", model, estimate, request.key) as bill:
-            if on_reserved is not None:
-                await on_reserved()
+
+        async def work(bill: Bill) -> ChatOutcome:
+            await surface.acknowledge()
             writer = _AnswerWriter(surface, self.pacers, request.requester.channel_id)
             try:
                 await self._stream(model, messages, writer, outcome, stop)
@@ -150,7 +154,9 @@ class ChatService:
             if outcome.turn_id is not None:
                 # The final layout may have opened one more message (idempotent for the others).
                 await self.conversations.link_messages(outcome.turn_id, outcome.message_ids)
-        return outcome
+            return outcome
+
+        return await self.paid.run(paid, surface, work)
 
     async def _stream(
         self,
@@ -173,10 +179,7 @@ class ChatService:
     async def _settle(self, requester: Requester, bill: Bill, outcome: ChatOutcome) -> Charge | None:
         if outcome.interrupted and outcome.reported_credits is None:
             # Hypereal failed mid-answer without reporting usage: the server is not charged for its failure.
-            await self.paid.refund(bill.key, "chat stream interrupted")
-            balance = await self.paid.ledger.balance(requester.guild_id)
-            bill.charge = Charge(model=bill.model, credits=0, balance_left=balance)
-            return bill.charge
+            return await self.paid.refund_bill(bill, "chat stream interrupted")
         return await self.paid.settle_bill(requester, bill, outcome.reported_credits)
 
     @staticmethod

@@ -1,7 +1,7 @@
 """Credits: guild budgets, caps, reservations and the ledger; channel rules; guild settings; usage; alerts."""
 
 from bot.credits.alerts import BudgetAlerts
-from bot.credits.errors import BudgetFrozen, InsufficientCredits, QuotaExceeded, ReservationNotFound
+from bot.credits.errors import BudgetFrozen, GrantBelowZero, InsufficientCredits, QuotaExceeded, ReservationNotFound
 from bot.credits.guild_settings import GuildSettings, GuildSettingsRepo
 from bot.credits.ledger import (
     BUDGET_CATEGORIES,
@@ -25,6 +25,7 @@ __all__ = [
     "CategoryStatus",
     "ChannelPolicy",
     "CreditLedger",
+    "GrantBelowZero",
     "GuildBudget",
     "GuildSettings",
     "GuildSettingsRepo",

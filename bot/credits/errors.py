@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.errors import BotError
+from bot.wording import category_noun, credits_text
 
 
 def when(resets_at: int | None) -> str:
@@ -15,7 +16,7 @@ class InsufficientCredits(BotError):
 
     def __init__(self, required: int, available: int, resets_at: int | None = None) -> None:
         super().__init__(
-            f"This server has {available} credits left and this needs {required}. "
+            f"This server has {credits_text(available)} left and this needs {credits_text(required)}. "
             f"Ask a server admin to top up, or try again after the budget resets ({when(resets_at)})."
         )
         self.required = required
@@ -27,9 +28,9 @@ class QuotaExceeded(BotError):
     """The member's cap for this category would be exceeded."""
 
     def __init__(self, category: str, cap: int, used: int, resets_at: int | None) -> None:
-        label = category.replace("_", " ")
+        label = category_noun(category)
         super().__init__(
-            f"You have used {used} of your {cap} {label} credits this period; this request needs more. "
+            f"You have used {used} of your {cap}-credit {label} cap this period; this request needs more. "
             f"Your quota resets {when(resets_at)}, or ask a server admin to raise it."
         )
         self.category = category
@@ -51,3 +52,16 @@ class ReservationNotFound(BotError):
     def __init__(self, key: str) -> None:
         super().__init__("Something went wrong with the credit records for this request; nothing more was charged.")
         self.key = key
+
+
+class GrantBelowZero(BotError):
+    """Taking credits away would push the balance below zero (the operator did not say that is intended)."""
+
+    def __init__(self, balance: int, amount: int) -> None:
+        super().__init__(
+            f"This server has {credits_text(balance)} left, so taking away {credits_text(-amount)} would leave it at "
+            f"{balance + amount}, which blocks every request. Take away at most {credits_text(max(balance, 0))}, "
+            "or pass allow_negative if that is what you want."
+        )
+        self.balance = balance
+        self.amount = amount

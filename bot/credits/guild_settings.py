@@ -46,32 +46,40 @@ class GuildSettingsRepo:
         )
 
     async def update(self, guild_id: int, **changes: Any) -> GuildSettings:
-        """Change some settings (names as in :class:`GuildSettings`)."""
+        """Change some settings (names as in :class:`GuildSettings`), atomically.
+
+        One upsert that writes only the changed columns: two admins changing different settings at
+        the same moment both keep their change (a read-then-write of the whole row lost one).
+        """
         known = {f.name for f in fields(GuildSettings)}
         unknown = set(changes) - known
         if unknown:
             raise ValueError(f"unknown guild settings: {', '.join(sorted(unknown))}")
         changes = _checked(changes)
-        current = await self.get(guild_id)
-        merged = {**{f.name: getattr(current, f.name) for f in fields(GuildSettings)}, **changes}
+        if not changes:
+            return await self.get(guild_id)
+        defaults = GuildSettings(confirm_threshold=self.default_confirm_threshold)
+        row = {
+            f.name: _column_value(f.name, changes.get(f.name, getattr(defaults, f.name))) for f in fields(GuildSettings)
+        }
+        columns = list(row)
+        # Column names come from the dataclass (never from input); values are bound parameters.
+        updates = ", ".join(f"{name} = excluded.{name}" for name in changes)
         await self.db.execute(
-            "INSERT INTO guild_settings (guild_id, confirm_threshold, shared_buttons, default_chat_model,"
-            " system_prompt, alert_channel_id, alert_thresholds) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (guild_id) DO UPDATE SET confirm_threshold = excluded.confirm_threshold,"
-            " shared_buttons = excluded.shared_buttons, default_chat_model = excluded.default_chat_model,"
-            " system_prompt = excluded.system_prompt, alert_channel_id = excluded.alert_channel_id,"
-            " alert_thresholds = excluded.alert_thresholds",
-            (
-                guild_id,
-                merged["confirm_threshold"],
-                int(merged["shared_buttons"]),
-                merged["default_chat_model"],
-                merged["system_prompt"],
-                merged["alert_channel_id"],
-                ",".join(str(int(v)) for v in merged["alert_thresholds"]),
-            ),
+            f"INSERT INTO guild_settings (guild_id, {', '.join(columns)}) VALUES (?, {', '.join('?' for _ in columns)})"
+            f" ON CONFLICT (guild_id) DO UPDATE SET {updates}",
+            (guild_id, *row.values()),
         )
         return await self.get(guild_id)
+
+
+def _column_value(name: str, value: Any) -> Any:
+    """How a setting is stored: booleans as 0/1, thresholds as "80,100"."""
+    if name == "shared_buttons":
+        return int(bool(value))
+    if name == "alert_thresholds":
+        return ",".join(str(int(v)) for v in value)
+    return value
 
 
 def _checked(changes: dict[str, Any]) -> dict[str, Any]:

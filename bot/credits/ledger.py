@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.credits.errors import BudgetFrozen, InsufficientCredits, QuotaExceeded, ReservationNotFound
+from bot.credits.errors import BudgetFrozen, GrantBelowZero, InsufficientCredits, QuotaExceeded, ReservationNotFound
 from bot.credits.periods import PERIODS, next_reset, period_start
 from bot.db import Database
 from bot.inputs import CAP_RANGE, check_int
@@ -241,6 +241,8 @@ class CreditLedger:
         *,
         channel_id: int | None = None,
         model: str | None = None,
+        user_name: str | None = None,
+        channel_name: str | None = None,
     ) -> Reservation:
         """Hold ``estimate`` credits for a request, checking the balance and the member's cap, atomically.
 
@@ -259,7 +261,7 @@ class CreditLedger:
             if budget.frozen:
                 raise BudgetFrozen()
             if budget.balance < estimate:
-                raise InsufficientCredits(estimate, max(budget.balance, 0), budget.resets_at)
+                raise InsufficientCredits(estimate, budget.balance, budget.resets_at)
             capped, cap = self._effective_cap(conn, guild_id, user_id, role_ids, category)
             if capped and cap is not None:
                 used = self._used(conn, guild_id, user_id, category, budget.period_start)
@@ -268,8 +270,20 @@ class CreditLedger:
             now = self._now()
             conn.execute(
                 "INSERT INTO reservations (key, guild_id, user_id, channel_id, category, model, estimate, state,"
-                " period_start, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?)",
-                (key, guild_id, user_id, channel_id, category, model, estimate, budget.period_start, now),
+                " period_start, created_at, user_name, channel_name) VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?)",
+                (
+                    key,
+                    guild_id,
+                    user_id,
+                    channel_id,
+                    category,
+                    model,
+                    estimate,
+                    budget.period_start,
+                    now,
+                    (user_name or "")[:100] or None,
+                    (channel_name or "")[:100] or None,
+                ),
             )
             self._append(
                 conn, f"reserve:{key}", guild_id, "reserve", -estimate, estimate,
@@ -345,12 +359,20 @@ class CreditLedger:
         """Credits the guild can spend now."""
         return (await self.budget(guild_id)).balance
 
-    async def grant(self, guild_id: int, amount: int, by: int, *, key: str | None = None) -> int:
-        """Add ``amount`` credits (negative takes them away); returns the new balance."""
+    async def grant(
+        self, guild_id: int, amount: int, by: int, *, key: str | None = None, allow_negative: bool = False
+    ) -> int:
+        """Add ``amount`` credits (negative takes them away); returns the new balance.
+
+        Taking away more than the balance is refused with ``GrantBelowZero`` (it names the balance)
+        unless ``allow_negative``: a negative balance blocks every request until it is paid back.
+        """
         ledger_key = key or f"grant:{guild_id}:{secrets.token_hex(8)}"
 
         def work(conn: sqlite3.Connection) -> int:
-            self._budget(conn, guild_id)
+            budget = self._budget(conn, guild_id)
+            if amount < 0 and budget.balance + amount < 0 and not allow_negative:
+                raise GrantBelowZero(budget.balance, amount)
             self._append(conn, ledger_key, guild_id, "grant", amount, 0, actor_id=by, note="grant")
             row = conn.execute("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,)).fetchone()
             return int(row["balance"])

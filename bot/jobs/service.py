@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,7 +32,8 @@ from bot.hypereal import HyperealClient, HyperealError, JobStatus, NotFound, Pro
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
 from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
 from bot.metrics import Metrics
-from bot.paid import Charge, PaidRequests, Requester
+from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
+from bot.wording import credits_text, result_noun
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ MAX_STEP_FAILURES = 5
 EARLY_FAILURE_WINDOW = 120.0
 MAX_SPEECH_CHARS = 5000
 POLL_KIND = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3d"}
-KIND_NOUN = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3D model"}
+WHAT = {"video": "A video", "audio_tts": "Speech", "audio_clone": "A cloned voice", "model3d": "A 3D model"}
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,26 @@ class JobPlan:
 
     @property
     def noun(self) -> str:
-        """ "video", "audio", "3D model"."""
-        return KIND_NOUN.get(self.category, "result")
+        """What the result is called: "video", "speech", "cloned voice", "3D model"."""
+        return result_noun(self.category)
+
+    @property
+    def quote(self) -> Quote:
+        """The price shown before the charge (an estimate when the catalog's price is one)."""
+        return Quote(self.estimate, exact=not self.spec.price.estimated)
+
+    @property
+    def what(self) -> str:
+        """What is being bought, for the confirmation: "A video with kling-3-0-std-t2v"."""
+        return f"{WHAT.get(self.category, 'A job')} with {self.spec.id}"
+
+
+class JobMember(MemberPort, Protocol):
+    """The member starting a job: the paid flow's port plus the public status message."""
+
+    async def show_status(self, job: Job) -> int | None:
+        """Post the "⏳ Generating" status message (the job's results reply to it); returns its id."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -231,21 +250,25 @@ class JobService:
 
     # ── submit ───────────────────────────────────────────────────────────────
 
-    async def submit(
-        self,
-        requester: Requester,
-        plan: JobPlan,
-        *,
-        upload_limit: int | None,
-        on_reserved: Callable[[Job], Awaitable[int | None]],
-    ) -> Job:
-        """Reserve, store, show the status message (``on_reserved`` returns its id), submit; returns the job.
+    async def submit(self, requester: Requester, plan: JobPlan, member: JobMember, *, upload_limit: int | None) -> Job:
+        """The paid request: policy, confirmation, reservation, then store, status message and submit.
 
+        The reservation is handed over to the stored job: the job's end settles or refunds it.
         Raises ``BotError`` when nothing was started (the reservation is refunded first).
         """
         job_id = new_job_id()
         key = f"job:{job_id}"
-        await self.paid.reserve(requester, plan.category, plan.spec.id, plan.estimate, key)
+        request = PaidRequest(requester, plan.category, plan.spec.id, plan.quote, key, plan.what)
+
+        async def work(bill: Bill) -> Job:
+            bill.hand_over()
+            return await self._submit(requester, plan, job_id, key, member, upload_limit)
+
+        return await self.paid.run(request, member, work)
+
+    async def _submit(
+        self, requester: Requester, plan: JobPlan, job_id: str, key: str, member: JobMember, upload_limit: int | None
+    ) -> Job:
         token = new_webhook_token() if self.public_url else None
         now = self.clock()
         try:
@@ -271,7 +294,7 @@ class JobService:
             await self.paid.refund(key, "could not store the job")
             raise
         try:
-            message_id = await on_reserved(job)
+            message_id = await member.show_status(job)
             if message_id is not None:
                 await self.store.set_status_message(job.id, message_id)
         except BaseException:
@@ -558,8 +581,7 @@ class JobService:
         return True
 
     async def _refund_charge(self, job: Job) -> Charge:
-        balance = await self.paid.ledger.balance(job.guild_id) if job.guild_id else 0
-        return Charge(model=job.model, credits=0, balance_left=balance)
+        return await self.paid.refunded_charge(job.guild_id, job.model)
 
     async def _settle(self, job: Job) -> Charge:
         # An invalid report (never stored by today's client, but rows may predate it) charges the estimate.
@@ -624,6 +646,15 @@ class JobService:
 
     # ── the requester's view ─────────────────────────────────────────────────
 
+    def price_label(self, job: Job) -> str:
+        """What a job costs, as its status shows it: the charge once known, else the quote (``~`` if estimated)."""
+        if job.state == "failed" or (job.state == "cancelled" and job.hypereal_job_id is None):
+            return "refunded"
+        if job.credits_used is not None and job.credits_used >= 0:
+            return credits_text(job.credits_used)
+        spec = self.catalog.get(job.model)
+        return Quote(job.estimate, exact=spec is not None and not spec.price.estimated).label
+
     async def jobs_of(self, guild_id: int | None, user_id: int, limit: int = 10) -> list[Job]:
         """Open jobs first, then the most recent ones."""
         return await self.store.for_user(guild_id, user_id, limit)
@@ -642,23 +673,19 @@ class JobService:
         if job.state == "submitting" or job.hypereal_job_id is None:
             if job.reservation_key:
                 await self.paid.refund(job.reservation_key, "cancelled before Hypereal confirmed it")
-            return f"Cancelled. Hypereal never confirmed this job, so its {job.estimate} credits were refunded."
+            return f"Cancelled. Hypereal never confirmed this job, so its {credits_text(job.estimate)} were refunded."
         # Hypereal has no cancel: the job keeps running there and was charged at submission.
         charge = await self._settle(job)
         return (
             "Cancelled: the bot stopped tracking this job and will not post its result. Hypereal cannot stop a "
-            f"job once it started and charged it, so its {charge.credits} credits stay spent."
+            f"job once it started, and it charged {credits_text(charge.credits)} for it, which stay spent "
+            f"({charge.balance_left} left)."
         )
 
 
 UNCONFIRMED_REASON = (
     "Hypereal never confirmed that it started this job (its answer was lost, and Hypereal offers no way to look it up)"
 )
-
-
-def credits_text(amount: int) -> str:
-    """``1 credit`` / ``N credits``."""
-    return f"{amount} credit" if amount == 1 else f"{amount} credits"
 
 
 class JobUnconfirmed(BotError):

@@ -81,15 +81,6 @@ class Job:
         return str(given.get("prompt") or given.get("text") or "")
 
     @property
-    def credits_label(self) -> str:
-        """What the job costs the server: held estimate, charged amount, or refunded."""
-        if self.state == "failed" or (self.state == "cancelled" and self.hypereal_job_id is None):
-            return "refunded"
-        if self.credits_used is not None:
-            return f"{self.credits_used} credits"
-        return f"~{self.estimate} credits"
-
-    @property
     def is_open(self) -> bool:
         """Still waiting for Hypereal."""
         return self.state in OPEN_STATES

@@ -91,7 +91,7 @@ async def test_a_member_over_the_role_cap_is_refused_with_the_reset_time(running
     await fake.wait_for(lambda: first.latest_files)
     refused = await fake.response(await fake.invoke("image", prompt="another fox"))
     assert refused.ephemeral
-    assert "You have used 4 of your 5 image credits this period" in refused.content
+    assert "You have used 4 of your 5-credit image cap this period" in refused.content
     assert "Your quota resets <t:" in refused.content
     rows = await running_bot.services.db.fetch_all("SELECT state FROM reservations")
     assert [row["state"] for row in rows] == ["settled"]
@@ -105,7 +105,7 @@ async def test_a_disabled_category_is_refused_with_where_it_is_allowed(running_b
     refused = await fake.response(await fake.invoke("image", prompt="a fox", channel_id=fake.CHANNEL_ID))
     assert refused.ephemeral
     assert (
-        refused.content == f"❌ Image commands are not enabled in this channel. Use them in <#{fake.OTHER_CHANNEL_ID}>."
+        refused.content == f"❌ Image requests are not enabled in this channel. Use them in <#{fake.OTHER_CHANNEL_ID}>."
     )
     assert await running_bot.services.db.fetch_all("SELECT * FROM reservations") == []
     allowed = await fake.response(await fake.invoke("image", prompt="a fox", channel_id=fake.OTHER_CHANNEL_ID))

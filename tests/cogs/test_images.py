@@ -159,7 +159,7 @@ async def test_a_role_cap_refuses_with_the_reset_time(running_bot: RunningBot) -
     await _result(fake, await fake.invoke("image", prompt="first"))
     refusal = await fake.response(await fake.invoke("image", prompt="second"))
     assert refusal.ephemeral
-    assert "You have used 4 of your 6 image credits this period" in refusal.content
+    assert "You have used 4 of your 6-credit image cap this period" in refusal.content
     resets_at = (await running_bot.services.ledger.budget(fake.GUILD_ID)).resets_at
     assert f"<t:{resets_at}:R>" in refusal.content
 
@@ -183,7 +183,7 @@ async def test_expensive_requests_ask_first(running_bot: RunningBot) -> None:
     assert (await fake.response(ix)).latest_files  # under the default threshold of 50: no question
     await fake.response(await fake.invoke("quota confirm", user=fake.ADMIN, credits=10))
     ask = await fake.response(await fake.invoke("image", prompt="a fox", count=3))
-    assert "costs about **12 credits**" in ask.content
+    assert "costs **12 credits**" in ask.content
     confirm_id, _cancel = ask.custom_ids()
     click = await fake.click(ask, confirm_id)
     posted = await fake.wait_for(lambda: [fake.message(i) for i in click.followup_ids if fake.message(i).latest_files])

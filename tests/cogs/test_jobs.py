@@ -187,9 +187,9 @@ async def test_a_failed_job_is_refunded_and_explained(running_bot: RunningBot) -
     fake, sandbox = running_bot.fake, running_bot.sandbox
     sandbox.faults.fail_jobs = True
     status = await fake.response(await fake.invoke("video", prompt="doomed"))
-    notice = (await fake.wait_for(lambda: [m for m in fake.messages() if "job failed" in m.content]))[0]
+    notice = (await fake.wait_for(lambda: [m for m in fake.messages() if "your video failed" in m.content]))[0]
     assert "Generation failed (sandbox)" in notice.content
-    assert "The 42 credits were refunded · 1000 left" in notice.content
+    assert "Its 42 credits were refunded · 1000 left" in notice.content
     await fake.wait_for(lambda: fake.message(status.id).content.startswith("❌ Failed"))
     assert await _reservations(running_bot) == [("refunded", 0)]
     assert await _job_states(running_bot) == ["failed"]
@@ -240,7 +240,7 @@ async def test_jobs_lists_and_cancel_says_what_happens_to_credits(running_bot: R
     stranger = await fake.response(await fake.click(status, status.custom_ids()[0], user=fake.OTHER_MEMBER))
     assert "Only the member who started a job" in stranger.content
     answer = await fake.response(await fake.click(status, status.custom_ids()[0]))
-    assert "its 40 credits stay spent" in answer.content
+    assert "it charged 40 credits for it, which stay spent" in answer.content
     await fake.wait_for(lambda: fake.message(status.id).content.startswith("⏹️ Cancelled"))
     await _wait_for_state(running_bot, "cancelled")
     assert await _reservations(running_bot) == [("settled", 40)]

@@ -29,7 +29,7 @@ def _sent(bot: RunningBot) -> dict:
 async def test_tts_posts_speech_with_emotion_tags_passed_through(running_bot: RunningBot) -> None:
     fake = running_bot.fake
     status = await fake.response(await fake.invoke("tts", text="(happy) Hello there!", format="wav"))
-    assert status.content.startswith("⏳ Generating · audio-tts · 2 credits")
+    assert status.content.startswith("⏳ Generating · audio-tts · ~2 credits")
     result = await _ready(fake)
     (audio,) = result.latest_files
     assert audio.filename.endswith(".wav")
@@ -56,7 +56,7 @@ async def test_transcribe_answers_with_text_and_subtitles(running_bot: RunningBo
     answer = await fake.response(await fake.invoke("transcribe", audio=clip))
     await fake.wait_for(lambda: answer.latest_files)
     assert answer.content.startswith("📝 Hello from the sandbox. This is a transcript.")
-    assert answer.content.endswith("-# audio-asr · 1 credits · 999 left")
+    assert answer.content.endswith("-# audio-asr · 1 credit · 999 left")
     (srt,) = answer.latest_files
     assert srt.filename == "transcript.srt"
     assert srt.data.decode().startswith("1\n00:00:00,000 --> 00:00:01,200\nHello from the sandbox.\n")

@@ -73,13 +73,32 @@ async def test_guild_settings_refuse_values_out_of_range_and_keep_the_old_ones(d
 async def test_alerts_fire_once_per_threshold_per_period(ledger: CreditLedger, db: Database, clock: Clock) -> None:
     repo = GuildSettingsRepo(db, default_confirm_threshold=50)
     alerts = BudgetAlerts(db, ledger, repo, clock)
-    assert await alerts.crossed(G) == (None, [])  # no alert channel: nothing to do
+    assert await alerts.crossed(G) is None  # no alert channel: nothing to do
     await repo.update(G, alert_channel_id=77)
     await _spend(ledger, 10, "video", 85, "a")
-    assert await alerts.crossed(G) == (77, [80])
-    assert await alerts.crossed(G) == (77, [])
+    first = await alerts.crossed(G)
+    assert first is not None
+    assert (first.channel_id, first.threshold) == (77, 80)
+    assert await alerts.crossed(G) is None
     await _spend(ledger, 10, "image", 15, "b")
-    assert await alerts.crossed(G) == (77, [100])
+    second = await alerts.crossed(G)
+    assert second is not None
+    assert second.threshold == 100
     clock.now = (await ledger.budget(G)).resets_at or 0
     await _spend(ledger, 10, "video", 90, "c")
-    assert await alerts.crossed(G) == (77, [80])  # a new period alerts again
+    again = await alerts.crossed(G)
+    assert again is not None
+    assert again.threshold == 80  # a new period alerts again
+
+
+async def test_an_alert_states_the_spend_and_the_balance_and_names_the_threshold(
+    ledger: CreditLedger, db: Database, clock: Clock
+) -> None:
+    repo = GuildSettingsRepo(db, default_confirm_threshold=50)
+    await ledger.set_allowance(G, 100, "month", by=1)
+    await repo.update(G, alert_channel_id=77, alert_thresholds=(1,))
+    await _spend(ledger, 10, "video", 46, "big")
+    alert = await BudgetAlerts(db, ledger, repo, clock).crossed(G)
+    assert alert is not None
+    assert "passed 1 % of its 100-credit allowance" in alert.text
+    assert "used 46 % · 54 of 100 left" in alert.text

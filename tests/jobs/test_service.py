@@ -19,7 +19,7 @@ from bot.download import AllowList, DownloadedFile, SafeDownloader
 from bot.hypereal import HyperealClient
 from bot.jobs import JobService, JobTiming, JobUnconfirmed, Receipt
 from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
-from bot.paid import Charge, PaidRequests, Requester
+from bot.paid import Charge, PaidRequests, Quote, Requester
 from bot.sandbox import SandboxProvider
 from bot.settings import Settings
 from tests.conftest import HYPEREAL_KEY
@@ -111,14 +111,26 @@ async def make_harness(sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterato
         await db.close()
 
 
-async def _no_status(job: Job) -> None:
-    return None
+class SilentMember:
+    """The member side of a job, reduced to nothing: no status message, every price confirmed."""
+
+    async def confirm(self, what: str, quote: Quote) -> bool:
+        return True
+
+    async def queued(self, position: int, eta: float, quote: Quote) -> None:
+        return None
+
+    async def show_status(self, job: Job) -> int | None:
+        return None
+
+
+SILENT = SilentMember()
 
 
 async def test_a_video_is_submitted_once_polled_settled_and_delivered(make_harness: MakeHarness) -> None:
     h = await make_harness()
     h.jobs.start()
-    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("a wave"), upload_limit=None, on_reserved=_no_status)
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("a wave"), SILENT, upload_limit=None)
     assert job.state == "pending"
     assert await h.reservation(job.id) == "held"
     await h.until(lambda: h.delivery.delivered)
@@ -180,14 +192,14 @@ async def test_an_unanswered_submit_without_webhooks_is_refunded_at_once_and_nev
     h.sandbox.faults.delay_seconds = 1.0  # Hypereal answers after our client gave up
     h.jobs.start()
     with pytest.raises(JobUnconfirmed, match="were refunded"):
-        await h.jobs.submit(REQUESTER, h.jobs.plan_video("slow"), upload_limit=None, on_reserved=_no_status)
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("slow"), SILENT, upload_limit=None)
     (job,) = await h.jobs.store.for_user(GUILD, REQUESTER.user_id)
     assert job.state == "failed"
     assert await h.reservation(job.id) == "refunded"
     assert h.jobs.metrics.jobs_unconfirmed_refunded._value.get() == 1
     await asyncio.sleep(1.2)
     assert len([r for r in h.sandbox.requests if r.path == "/v1/videos/generate"]) == 1
-    assert job.credits_label == "refunded"
+    assert h.jobs.price_label(job) == "refunded"
 
 
 async def test_an_unanswered_submit_waits_for_its_webhook_then_is_refunded_and_counted(
@@ -198,7 +210,7 @@ async def test_an_unanswered_submit_waits_for_its_webhook_then_is_refunded_and_c
     h.sandbox.faults.drop_webhooks = True
     h.jobs.start()
     with pytest.raises(JobUnconfirmed, match="will still be posted here"):
-        await h.jobs.submit(REQUESTER, h.jobs.plan_video("slow"), upload_limit=None, on_reserved=_no_status)
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("slow"), SILENT, upload_limit=None)
     (job,) = await h.jobs.store.unfinished()
     assert job.state == "submitting"
     assert await h.reservation(job.id) == "held"
@@ -223,7 +235,7 @@ async def test_an_unanswered_submit_is_adopted_when_its_webhook_arrives(make_har
     h.sandbox.faults.drop_webhooks = True  # the test plays Hypereal's webhook itself
     h.jobs.start()
     with pytest.raises(JobUnconfirmed):
-        await h.jobs.submit(REQUESTER, h.jobs.plan_video("adopt me"), upload_limit=None, on_reserved=_no_status)
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("adopt me"), SILENT, upload_limit=None)
     await h.until(lambda: h.sandbox.jobs)
     h.sandbox.faults.delay_seconds = 0  # Hypereal is fast again for the polls
     (sandbox_job,) = h.sandbox.jobs.values()
@@ -245,7 +257,7 @@ async def test_a_job_past_its_deadline_is_failed_and_refunded(make_harness: Make
     h = await make_harness(deadline=0.5)
     h.sandbox.faults.job_delay = 60
     h.jobs.start()
-    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("never ends"), upload_limit=None, on_reserved=_no_status)
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("never ends"), SILENT, upload_limit=None)
     await h.until(lambda: h.delivery.failures)
     assert h.delivery.failures == [(job.id, "it did not finish within the 1-minute deadline")]
     assert await h.reservation(job.id) == "refunded"
@@ -255,12 +267,12 @@ async def test_the_early_status_quirk_is_not_terminal_but_a_real_failure_is(make
     h = await make_harness()
     h.sandbox.faults.early_status_failures = 3
     h.jobs.start()
-    ok = await h.jobs.submit(REQUESTER, h.jobs.plan_video("quirky"), upload_limit=None, on_reserved=_no_status)
+    ok = await h.jobs.submit(REQUESTER, h.jobs.plan_video("quirky"), SILENT, upload_limit=None)
     await h.until(lambda: h.delivery.delivered)
     assert h.delivery.delivered[0][0] == ok.id
     h.sandbox.faults.early_status_failures = 0
     h.sandbox.faults.fail_jobs = True
-    bad = await h.jobs.submit(REQUESTER, h.jobs.plan_video("doomed"), upload_limit=None, on_reserved=_no_status)
+    bad = await h.jobs.submit(REQUESTER, h.jobs.plan_video("doomed"), SILENT, upload_limit=None)
     await h.until(lambda: h.delivery.failures)
     assert h.delivery.failures == [(bad.id, "Generation failed (sandbox)")]
     assert await h.reservation(bad.id) == "refunded"
@@ -269,7 +281,7 @@ async def test_the_early_status_quirk_is_not_terminal_but_a_real_failure_is(make
 async def test_recover_refunds_reservations_a_crash_orphaned(make_harness: MakeHarness) -> None:
     h = await make_harness()
     h.sandbox.faults.job_delay = 60
-    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("keep"), upload_limit=None, on_reserved=_no_status)
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("keep"), SILENT, upload_limit=None)
     await h.paid.reserve(REQUESTER, "image", "nano-banana-t2i", 4, "image:lost")
     assert await h.jobs.recover() == 1
     assert await h.db.fetch_value("SELECT state FROM reservations WHERE key = 'image:lost'") == "refunded"
@@ -279,15 +291,15 @@ async def test_recover_refunds_reservations_a_crash_orphaned(make_harness: MakeH
 async def test_cancel_keeps_credits_hypereal_charged_and_refunds_unconfirmed_ones(make_harness: MakeHarness) -> None:
     h = await make_harness()
     h.sandbox.faults.job_delay = 60
-    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("stop me"), upload_limit=None, on_reserved=_no_status)
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("stop me"), SILENT, upload_limit=None)
     with pytest.raises(Exception, match="Only the member who started"):
         await h.jobs.cancel(job.id, user_id=999)
-    assert job.credits_label == "40 credits"  # Hypereal's reported price, not the ~42 estimate
+    assert h.jobs.price_label(job) == "40 credits"  # Hypereal's reported price, not the ~42 estimate
     text = await h.jobs.cancel(job.id, REQUESTER.user_id)
-    assert "its 40 credits stay spent" in text
+    assert "it charged 40 credits for it, which stay spent" in text
     cancelled = await h.jobs.store.get(job.id)
     assert cancelled is not None
-    assert cancelled.credits_label == "40 credits"  # Hypereal ran it: the credits stay spent
+    assert h.jobs.price_label(cancelled) == "40 credits"  # Hypereal ran it: the credits stay spent
     assert await h.reservation(job.id) == "settled"
     with pytest.raises(Exception, match="already cancelled"):
         await h.jobs.cancel(job.id, REQUESTER.user_id)
@@ -296,7 +308,7 @@ async def test_cancel_keeps_credits_hypereal_charged_and_refunds_unconfirmed_one
 async def test_an_output_off_the_allow_list_is_not_fetched_and_the_job_is_refunded(make_harness: MakeHarness) -> None:
     h = await make_harness()
     h.sandbox.faults.job_delay = 60
-    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("evil"), upload_limit=None, on_reserved=_no_status)
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("evil"), SILENT, upload_limit=None)
     assert await h.jobs.store.mark_completed(job.id, "https://169.254.169.254/latest/meta-data", 40)
     h.jobs.start()
     await h.until(lambda: h.delivery.failures)
@@ -325,7 +337,7 @@ async def test_a_flood_of_webhooks_costs_one_confirmation_poll(make_harness: Mak
     h.sandbox.faults.job_delay = 60
     h.sandbox.faults.drop_webhooks = True
     h.jobs.start()
-    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("popular"), upload_limit=None, on_reserved=_no_status)
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("popular"), SILENT, upload_limit=None)
     for _ in range(30):  # one after another, each after the previous one's poll had time to run
         assert (await _webhook(h, job, "completed"))[0] == 200
         await asyncio.sleep(0.03)
@@ -342,7 +354,7 @@ async def test_webhooks_never_make_a_job_fail(make_harness: MakeHarness) -> None
     h.sandbox.faults.drop_webhooks = True
     h.sandbox.faults.early_status_failures = 1000
     h.jobs.start()
-    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("busy"), upload_limit=None, on_reserved=_no_status)
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("busy"), SILENT, upload_limit=None)
     for polls in range(1, 10):
         assert await _webhook(h, job, "failed") == (200, "ok")
         await h.until(lambda polls=polls: _status_polls(h) >= polls)
@@ -397,7 +409,7 @@ async def test_an_output_the_bot_cannot_process_fails_and_refunds_after_a_few_tr
 async def test_a_negative_reported_cost_settles_to_the_estimate(make_harness: MakeHarness) -> None:
     h = await make_harness()
     h.jobs.start()
-    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("fine"), upload_limit=None, on_reserved=_no_status)
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("fine"), SILENT, upload_limit=None)
     await h.until(lambda: h.delivery.delivered)
     # The same with a report that is not a cost at all.
     url = h.sandbox.output_urls()[0]
@@ -415,7 +427,7 @@ async def test_a_submit_whose_connection_dropped_is_unconfirmed_not_refused(make
     h.sandbox.faults.lose_post_answers = 1
     h.jobs.start()
     with pytest.raises(JobUnconfirmed):
-        await h.jobs.submit(REQUESTER, h.jobs.plan_video("dropped"), upload_limit=None, on_reserved=_no_status)
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("dropped"), SILENT, upload_limit=None)
     (job,) = await h.jobs.store.unfinished()
     assert job.state == "submitting"
     assert await h.reservation(job.id) == "held"
