@@ -76,7 +76,7 @@ def test_search_filters_by_category_and_text_and_shows_price(catalog: Catalog) -
     assert choices
     assert all("kling" in c.value for c in choices)
     by_value = {c.value: c.label for c in choices}
-    assert by_value["kling-3-0-std-i2v"] == "kling-3-0-std-i2v · 42 credits"
+    assert by_value["kling-3-0-std-i2v"] == "kling-3-0-std-i2v · 42 credits per 5 s"
     assert catalog.search("kling", "image") == []
     assert len(catalog.search("", "chat", "video")) == MAX_CHOICES
     assert all(len(c.label) <= 100 for c in catalog.search(""))
@@ -127,7 +127,7 @@ def test_check_prompt_uses_the_category_default_when_the_model_has_no_limit(cata
 
 def test_check_duration(catalog: Catalog) -> None:
     listless = catalog.require("kling-3-0-std-t2v")  # takes a duration, lists none
-    assert catalog.check_duration(listless, None) is None
+    assert catalog.check_duration(listless, None) == 5  # its default (the length its price is for)
     assert catalog.check_duration(listless, 20) == 20
     for seconds in (-5, 0, 21, 10**9, True, "5"):
         with pytest.raises(InvalidInput, match="Duration must be a whole number from 1 to 20 seconds"):

@@ -19,7 +19,7 @@ def test_video_pages_list_every_video_model_with_its_price(catalog: Catalog) -> 
     text = "\n".join(line for page in pages for line in page.lines)
     for spec in catalog.by_category("video"):
         assert f"`{spec.id}`" in text
-    assert "`kling-3-0-std-i2v` — 42 credits · durations 3, 5, 10, 15 s · async" in text
+    assert "`kling-3-0-std-i2v` — 42 credits per 5 s · durations 3, 5, 10, 15 s · async" in text
     assert "`seedance-2-0-t2v` — 100 credits per 5 s" in text
     assert "nano-banana" not in text
     assert all(page.title == "Models — Video" for page in pages)

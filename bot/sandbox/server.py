@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.catalog import Catalog, quote_price
 from bot.sandbox import media
 from bot.sandbox.faults import Faults
 
@@ -67,21 +68,30 @@ class SandboxJob:
     created_at: float = field(default_factory=time.time)
 
 
-def default_price(model: str, body: dict[str, Any]) -> int:
-    """What the sandbox charges when no price function was given (close to the documented prices)."""
-    if "messages" in body:
-        return 2 + sum(len(str(m.get("content", ""))) for m in body["messages"] if isinstance(m, dict)) // 4000
-    if model == "audio-clone":
-        return 107
-    if model == "audio-asr":
-        return 1
-    if model in TTS_MODELS:
-        return 5
-    if model.startswith(MODEL3D_PREFIXES):
-        return 45
-    if "input" in body:
-        return 40
-    return 4
+def catalog_prices(catalog: Catalog) -> PriceOf:
+    """The sandbox charges what the bot's catalog quotes (so a quoted price and the charge agree).
+
+    Chat scales with the conversation's length, video with its duration, images with their
+    resolution, as the catalog says; a model the catalog does not know costs 40 credits as a job
+    (a body with ``input``) and 4 otherwise.
+    """
+
+    def price(model: str, body: dict[str, Any]) -> int:
+        spec = catalog.get(model)
+        if spec is None:
+            return 40 if "input" in body else 4
+        given = body.get("input") if isinstance(body.get("input"), dict) else body
+        duration = given.get("duration")
+        resolution = given.get("resolution")
+        chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []) if isinstance(m, dict))
+        return quote_price(
+            spec,
+            duration=duration if isinstance(duration, int) and not isinstance(duration, bool) else None,
+            resolution=resolution if isinstance(resolution, str) else None,
+            conversation_chars=chars,
+        )
+
+    return price
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -107,7 +117,7 @@ class SandboxProvider:
         self._api_key = api_key
         self.job_delay = job_delay
         self.credits = credits
-        self.price_of = price_of or default_price
+        self.price_of = price_of or catalog_prices(Catalog.load())
         self.faults = Faults()
         self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, SandboxJob] = {}

@@ -85,14 +85,14 @@ async def test_video_by_webhook_replies_with_one_mp4_and_settles(
     assert result.latest_files[0].data == sandbox.files[next(iter(sandbox.files))][0]
     assert str(result.current["message_reference"]["message_id"]) == str(status.id)
     assert result.content.startswith(
-        f"<@{fake.MEMBER.id}> your video is ready · kling-3-0-std-t2v · 40 credits · 960 left"
+        f"<@{fake.MEMBER.id}> your video is ready · kling-3-0-std-t2v · 42 credits · 958 left"
     )
     assert [str(u) for u in result.current["allowed_mentions"]["users"]] == [str(fake.MEMBER.id)]
     submitted = next(r.json for r in sandbox.requests if r.path == "/v1/videos/generate")
     assert submitted["webhook_url"].startswith(str(webhook_bot.app.settings.public_url))
     assert [status_code for _, _, status_code in sandbox.webhooks_sent] == [200]
     await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅ Done"))
-    assert await _reservations(webhook_bot) == [("settled", 40)]
+    assert await _reservations(webhook_bot) == [("settled", 42)]
     assert await _job_states(webhook_bot) == ["delivered"]
     assert await webhook_bot.services.ledger.check_invariants() == []
     token = submitted["webhook_url"].rsplit("/", 1)[1]
@@ -110,7 +110,7 @@ async def test_duplicate_webhooks_post_once(webhook_bot: RunningBot) -> None:
     assert [code for _, _, code in sandbox.webhooks_sent] == [200, 200]
     await asyncio.sleep(0.5)
     assert len(await _results(fake)) == 1
-    assert await _reservations(webhook_bot) == [("settled", 40)]
+    assert await _reservations(webhook_bot) == [("settled", 42)]
 
 
 async def test_forged_webhooks_change_nothing(webhook_bot: RunningBot) -> None:
@@ -156,7 +156,7 @@ async def test_a_completed_webhook_is_confirmed_by_a_status_poll(webhook_bot: Ru
     assert await _job_states(webhook_bot) == ["pending"]
     await sandbox.finish_job(job.id)
     await _one_result(fake)
-    assert await _reservations(webhook_bot) == [("settled", 40)]
+    assert await _reservations(webhook_bot) == [("settled", 42)]
 
 
 async def test_without_webhooks_the_poller_delivers(running_bot: RunningBot) -> None:
@@ -168,7 +168,7 @@ async def test_without_webhooks_the_poller_delivers(running_bot: RunningBot) -> 
     submitted = next(r.json for r in sandbox.requests if r.path == "/v1/videos/generate")
     assert "webhook_url" not in submitted
     assert sandbox.webhooks_sent == []
-    assert await _reservations(running_bot) == [("settled", 40)]
+    assert await _reservations(running_bot) == [("settled", 42)]
 
 
 async def test_dropped_webhooks_fall_back_to_polling(
@@ -180,7 +180,7 @@ async def test_dropped_webhooks_fall_back_to_polling(
     async with run_bot(settings, fake_discord, sandbox) as running:
         await fake_discord.response(await fake_discord.invoke("video", prompt="lost webhook"))
         await _one_result(fake_discord)
-        assert await _reservations(running) == [("settled", 40)]
+        assert await _reservations(running) == [("settled", 42)]
 
 
 async def test_a_failed_job_is_refunded_and_explained(running_bot: RunningBot) -> None:
@@ -236,14 +236,14 @@ async def test_jobs_lists_and_cancel_says_what_happens_to_credits(running_bot: R
     await _wait_for_state(running_bot, "pending")
     listing = await fake.response(await fake.invoke("jobs"))
     assert listing.ephemeral
-    assert "**pending** · kling-3-0-std-t2v · 40 credits" in listing.embeds[0]["description"]
+    assert "**pending** · kling-3-0-std-t2v · 42 credits" in listing.embeds[0]["description"]
     stranger = await fake.response(await fake.click(status, status.custom_ids()[0], user=fake.OTHER_MEMBER))
     assert "Only the member who started a job" in stranger.content
     answer = await fake.response(await fake.click(status, status.custom_ids()[0]))
-    assert "it charged 40 credits for it, which stay spent" in answer.content
+    assert "it charged 42 credits for it, which stay spent" in answer.content
     await fake.wait_for(lambda: fake.message(status.id).content.startswith("⏹️ Cancelled"))
     await _wait_for_state(running_bot, "cancelled")
-    assert await _reservations(running_bot) == [("settled", 40)]
+    assert await _reservations(running_bot) == [("settled", 42)]
 
 
 async def test_a_gone_channel_gets_the_result_by_dm(running_bot: RunningBot) -> None:

@@ -35,7 +35,18 @@ async def test_tts_posts_speech_with_emotion_tags_passed_through(running_bot: Ru
     assert audio.filename.endswith(".wav")
     assert audio.data[:4] == b"RIFF"
     assert _sent(running_bot) == {"model": "audio-tts", "input": {"text": "(happy) Hello there!", "format": "wav"}}
-    assert "your speech is ready · audio-tts · 5 credits" in result.content
+    # Hypereal charged the estimate: the same number before and after, now without the "~".
+    assert "your speech is ready · audio-tts · 2 credits · 998 left" in result.content
+
+
+async def test_tts_shows_the_real_charge_when_hypereal_charges_otherwise(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    running_bot.sandbox.faults.credits_used = 5
+    status = await fake.response(await fake.invoke("tts", text="Hello there!"))
+    assert status.content.startswith("⏳ Generating · audio-tts · ~2 credits")
+    result = await _ready(fake)
+    assert "your speech is ready · audio-tts · 5 credits · 995 left" in result.content
+    await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅ Done · audio-tts · 5 credits"))
 
 
 async def test_voice_clone_sends_the_sample_and_posts_the_voice(running_bot: RunningBot) -> None:

@@ -129,6 +129,7 @@ SILENT = SilentMember()
 
 async def test_a_video_is_submitted_once_polled_settled_and_delivered(make_harness: MakeHarness) -> None:
     h = await make_harness()
+    h.sandbox.faults.credits_used = 40  # Hypereal reports less than the catalog's 42
     h.jobs.start()
     job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("a wave"), SILENT, upload_limit=None)
     assert job.state == "pending"
@@ -291,6 +292,7 @@ async def test_recover_refunds_reservations_a_crash_orphaned(make_harness: MakeH
 async def test_cancel_keeps_credits_hypereal_charged_and_refunds_unconfirmed_ones(make_harness: MakeHarness) -> None:
     h = await make_harness()
     h.sandbox.faults.job_delay = 60
+    h.sandbox.faults.credits_used = 40  # Hypereal reports less than the catalog's 42
     job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("stop me"), SILENT, upload_limit=None)
     with pytest.raises(Exception, match="Only the member who started"):
         await h.jobs.cancel(job.id, user_id=999)
