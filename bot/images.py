@@ -19,8 +19,9 @@ from typing import Any, Protocol
 from bot.catalog import Catalog, ModelSpec
 from bot.db import Database
 from bot.download import DownloadedFile, SafeDownloader
-from bot.errors import InvalidInput
+from bot.errors import InvalidInput, ProviderError
 from bot.hypereal import HyperealClient, ImageResult, MalformedResponse, ProviderTimeout, ServerError
+from bot.hypereal.quirks import failure_may_be_early
 from bot.inputs import check_int
 from bot.metrics import Metrics
 from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 MAX_COUNT = 4
 MAX_INPUT_IMAGE_BYTES = 20 * 1024 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-# Hypereal's early-status quirk: a fresh job may report "failed" for its first polls while still running.
-EARLY_FAILURES_IGNORED = 6
 # OpenAI-style models take a size rather than an aspect ratio: the nearest size for each ratio.
 SIZE_FOR_RATIO = {
     "gpt-4o-image": {"1:1": "1024x1024", "9:16": "1024x1792", "16:9": "1792x1024"},
@@ -302,6 +301,7 @@ class ImageService:
             return result.urls[0], result.credits_used
         assert result.job_id is not None
         polls = 0
+        started = self.clock()
         async with asyncio.timeout(self.poll_timeout):
             while True:
                 await asyncio.sleep(self.poll_interval)
@@ -315,8 +315,14 @@ class ImageService:
                 if status.state == "completed":
                     problem = status.output_url_problem or "Hypereal finished the image without an output"
                     raise MalformedResponse(problem)
-                if status.state == "failed" and polls > EARLY_FAILURES_IGNORED:
-                    raise ServerError(200, f"Hypereal image job failed: {status.error or 'no reason given'}")
+                if status.state == "failed" and not failure_may_be_early(
+                    status, polls=polls - 1, age=self.clock() - started
+                ):
+                    reason = status.error or "no reason given"
+                    raise ProviderError(
+                        f"Hypereal could not make this image ({reason}). Nothing was charged; try again or "
+                        "change the prompt."
+                    )
         raise ProviderTimeout("the image job did not finish in time")  # pragma: no cover - timeout raises first
 
     async def _store(self, requester: Requester, plan: ImagePlan, output_urls: list[str], credits: int | None) -> str:

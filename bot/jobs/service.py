@@ -30,6 +30,7 @@ from bot.download import DownloadedFile, DownloadFailed, DownloadRefused, Downlo
 from bot.errors import BotError, InvalidInput, JobNotFound
 from bot.hypereal import HyperealClient, HyperealError, JobStatus, NotFound, ProviderTimeout
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
+from bot.hypereal.quirks import failure_may_be_early
 from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
 from bot.metrics import Metrics
 from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
@@ -37,15 +38,10 @@ from bot.wording import credits_text, result_noun
 
 log = logging.getLogger(__name__)
 
-# Hypereal's quirk: a fresh job may answer "failed" / "Failed to check status" while it still runs.
-EARLY_FAILURES_IGNORED = 6
-QUIRK_TEXT = "failed to check status"
 MAX_DELIVERY_ATTEMPTS = 5
 # A job step (poll, download, settle, delivery) that raises is retried with backoff this many times, then the job
 # is failed and refunded: an answer the bot cannot process must not keep a reservation held for ever.
 MAX_STEP_FAILURES = 5
-# Hypereal's early "Failed to check status" is tolerated for this long after submission too (not only 6 polls).
-EARLY_FAILURE_WINDOW = 120.0
 MAX_SPEECH_CHARS = 5000
 POLL_KIND = {"video": "video", "audio_clone": "audio", "audio_tts": "audio", "model3d": "3d"}
 WHAT = {"video": "A video", "audio_tts": "Speech", "audio_clone": "A cloned voice", "model3d": "A 3D model"}
@@ -559,11 +555,8 @@ class JobService:
         )
 
     def _failure_may_be_early(self, job: Job, status: JobStatus) -> bool:
-        """Hypereal's quirk: a fresh job answers "failed" / "Failed to check status" while it still runs."""
-        if QUIRK_TEXT not in (status.error or "").lower():
-            return False
-        young = self.clock() - job.created_at < EARLY_FAILURE_WINDOW
-        return young or job.poll_count < EARLY_FAILURES_IGNORED
+        """Hypereal's quirk (``bot.hypereal.quirks``): a fresh job answers "failed" while it still runs."""
+        return failure_may_be_early(status, polls=job.poll_count, age=self.clock() - job.created_at)
 
     async def _fail(self, job: Job, reason: str, *, announce: bool) -> bool:
         """Fail an open job, refund it, and (when asked) tell the requester. Only the winner acts (returns True)."""

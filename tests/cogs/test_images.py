@@ -201,6 +201,19 @@ async def test_an_image_answered_with_a_job_id_is_polled(running_bot: RunningBot
     assert await _reservations(running_bot) == [("settled", 4)]
 
 
+async def test_a_failed_image_job_is_refunded_at_once_not_after_six_polls(running_bot: RunningBot) -> None:
+    """Only Hypereal's "Failed to check status" is the early-status quirk; a real failure ends the request."""
+    fake, sandbox = running_bot.fake, running_bot.sandbox
+    sandbox.faults.image_async = True
+    sandbox.faults.fail_jobs = True
+    await fake.invoke("image", prompt="a doomed fox")
+    (error,) = await fake.wait_for(lambda: [m for m in fake.messages() if m.ephemeral and m.content.startswith("❌")])
+    assert "Hypereal could not make this image (Generation failed (sandbox))" in error.content
+    polls = [r for r in sandbox.requests if r.path.startswith("/api/v1/jobs/")]
+    assert len(polls) == 1
+    assert await _reservations(running_bot) == [("refunded", 0)]
+
+
 async def test_no_interaction_token_reaches_the_log_at_debug(
     running_bot: RunningBot, caplog: pytest.LogCaptureFixture
 ) -> None:
