@@ -13,9 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.credits.periods import Period
 from bot.errors import ConfigError
-
-Period = Literal["day", "week", "month", "none"]
 
 # Hypereal's output CDNs (observed in production outputs). Operators extend the list with OUTPUT_HOSTS.
 DEFAULT_OUTPUT_HOSTS = (

@@ -88,3 +88,8 @@ def category_label(budget_category: str) -> str:
 def percent(part: int, whole: int) -> int:
     """Whole percent, rounded down (so 99.9 % is not shown as 100 %); 0 when ``whole`` is 0."""
     return part * 100 // whole if whole > 0 else 0
+
+
+def balance_text(balance: int, allowance: int) -> str:
+    """``**954** of 1000 credits left`` — the one way every command prints a server's balance (it may be negative)."""
+    return f"**{balance}** of {credits_text(allowance)} left"

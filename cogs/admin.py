@@ -11,16 +11,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.credits import BUDGET_CATEGORIES, usage_chart_png, usage_csv
+from bot.credits.periods import Period
 from bot.inputs import CAP_RANGE, CONFIRM_RANGE, check_choice, parse_percentages
+from bot.wording import CATEGORY_LABELS, balance_text, credits_text
 from cogs._shared import NO_MENTIONS, require_manager
-from cogs.credits import CATEGORY_LABELS
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
 
 MANAGERS = discord.Permissions(manage_guild=True)
 CATEGORY_CHOICES = [app_commands.Choice(name=CATEGORY_LABELS[c], value=c) for c in BUDGET_CATEGORIES]
-PeriodName = Literal["day", "week", "month", "none"]
 UsageWindow = Literal["day", "week", "month", "all"]
 UsageBy = Literal["member", "category", "channel"]
 WINDOW_SECONDS = {"day": 86_400, "week": 7 * 86_400, "month": 30 * 86_400}
@@ -61,8 +61,9 @@ class Admin(commands.Cog):
         embed.add_field(
             name="Budget",
             value=(
-                f"Allowance **{budget.allowance}** per {budget.period} · balance **{budget.balance}**"
-                f" · held {budget.reserved}\nResets {resets}" + ("\n❄️ Frozen" if budget.frozen else "")
+                f"{balance_text(budget.balance, budget.allowance)} (allowance per {budget.period})"
+                f" · {credits_text(budget.reserved)} held for requests in progress\nResets {resets}"
+                + ("\n❄️ Frozen" if budget.frozen else "")
             ),
             inline=False,
         )
@@ -163,16 +164,17 @@ class Admin(commands.Cog):
 
     @quota.command(name="period")
     @app_commands.describe(period="How often the balance goes back to the allowance")
-    async def period(self, interaction: discord.Interaction[HyperealBot], period: PeriodName) -> None:
+    async def period(self, interaction: discord.Interaction[HyperealBot], period: Period) -> None:
         """Change how often the server's balance resets (starts a fresh period now)."""
         guild_id = require_manager(interaction)
-        period = check_choice(period, get_args(PeriodName), name="The period")
+        period = check_choice(period, get_args(Period), name="The period")
         ledger = self.bot.services.ledger
         budget = await ledger.budget(guild_id)
         updated = await ledger.set_allowance(guild_id, budget.allowance, period, by=interaction.user.id)
         resets = f"resets <t:{updated.resets_at}:R>" if updated.resets_at else "never resets (a one-off pool)"
         await interaction.response.send_message(
-            f"The server's {updated.allowance}-credit allowance now {resets}; balance {updated.balance}.",
+            f"The server's {updated.allowance}-credit allowance now {resets}; "
+            f"{balance_text(updated.balance, updated.allowance)}.",
             ephemeral=True,
         )
 

@@ -8,19 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.wording import CATEGORY_LABELS, balance_text, credits_text
 from cogs._shared import requester_of, require_guild
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
-
-CATEGORY_LABELS = {
-    "chat": "Chat",
-    "image": "Images",
-    "image_edit": "Image edits",
-    "video": "Video",
-    "audio": "Audio",
-    "model3d": "3D",
-}
 
 
 class Credits(commands.Cog):
@@ -44,8 +36,8 @@ class Credits(commands.Cog):
         embed.add_field(
             name="Server",
             value=(
-                f"**{budget.balance}** of {budget.allowance} credits left"
-                + (f" ({budget.reserved} held for requests in progress)" if budget.reserved else "")
+                balance_text(budget.balance, budget.allowance)
+                + (f" ({credits_text(budget.reserved)} held for requests in progress)" if budget.reserved else "")
                 + f"\nResets {resets}"
                 + ("\n❄️ Frozen by the bot operator" if budget.frozen else "")
             ),
@@ -66,7 +58,7 @@ class Credits(commands.Cog):
         if pending:
             embed.add_field(
                 name="Your requests in progress",
-                value="\n".join(f"{r.model or r.category} · {r.estimate} credits held" for r in pending[:10]),
+                value="\n".join(f"{r.model or r.category} · {credits_text(r.estimate)} held" for r in pending[:10]),
                 inline=False,
             )
         embed.set_footer(text="1 credit = $0.01 · admins set caps with /quota")

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, get_args
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.credits.periods import Period
 from bot.errors import BotError, InvalidInput
 from bot.inputs import ALLOWANCE_RANGE, GRANT_RANGE, check_choice, check_int, parse_snowflake
+from bot.wording import balance_text, credits_text
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
-
-PeriodName = Literal["day", "week", "month", "none"]
 
 
 class Operator(commands.Cog):
@@ -48,36 +48,43 @@ class Operator(commands.Cog):
         self,
         interaction: discord.Interaction[HyperealBot],
         allowance: app_commands.Range[int, ALLOWANCE_RANGE[0], ALLOWANCE_RANGE[1]],
-        period: PeriodName,
+        period: Period,
         server_id: str | None = None,
     ) -> None:
         """Give a server its allowance and period (starts a fresh period at the full allowance)."""
         guild_id = self._target(interaction, server_id)
         allowance = check_int(allowance, *ALLOWANCE_RANGE, name="The allowance", unit="credits")
-        period = check_choice(period, get_args(PeriodName), name="The period")
+        period = check_choice(period, get_args(Period), name="The period")
         budget = await self.bot.services.ledger.set_allowance(guild_id, allowance, period, by=interaction.user.id)
         await interaction.response.send_message(
-            f"Server {guild_id}: {budget.allowance} credits per {budget.period}; balance now {budget.balance}.",
+            f"Server {guild_id}: {credits_text(budget.allowance)} per {budget.period}; "
+            f"{balance_text(budget.balance, budget.allowance)}.",
             ephemeral=True,
         )
 
     @budget.command(name="grant")
     @app_commands.describe(
-        amount="Credits to add (negative to take back)", server_id="Which server (default: this one)"
+        amount="Credits to add (negative to take back)",
+        server_id="Which server (default: this one)",
+        allow_negative="Allow taking back more than the balance (the server is then blocked until it is paid back)",
     )
     async def grant(
         self,
         interaction: discord.Interaction[HyperealBot],
         amount: app_commands.Range[int, GRANT_RANGE[0], GRANT_RANGE[1]],
         server_id: str | None = None,
+        allow_negative: bool = False,
     ) -> None:
-        """Add credits to a server's balance for this period."""
+        """Add credits to a server's balance for this period (or take them back)."""
         guild_id = self._target(interaction, server_id)
         amount = check_int(amount, *GRANT_RANGE, name="The amount", unit="credits")
-        balance = await self.bot.services.ledger.grant(guild_id, amount, by=interaction.user.id)
-        await interaction.response.send_message(
-            f"Server {guild_id}: {amount:+} credits; balance now {balance}.", ephemeral=True
-        )
+        ledger = self.bot.services.ledger
+        balance = await ledger.grant(guild_id, amount, by=interaction.user.id, allow_negative=bool(allow_negative))
+        budget = await ledger.budget(guild_id)
+        text = f"Server {guild_id}: {amount:+} credits; {balance_text(balance, budget.allowance)}."
+        if balance < 0:
+            text += " The balance is below zero: every request is refused until it is topped up or the period resets."
+        await interaction.response.send_message(text, ephemeral=True)
 
     @budget.command(name="freeze")
     @app_commands.describe(frozen="True stops all new paid requests on the server", server_id="Which server")

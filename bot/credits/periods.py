@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Literal, get_args
 
+# The one definition of a budget period: settings, the ledger and the commands all use it.
 Period = Literal["day", "week", "month", "none"]
-PERIODS: tuple[str, ...] = ("day", "week", "month", "none")
+PERIODS: tuple[str, ...] = get_args(Period)
 
 
 def _utc(timestamp: float) -> dt.datetime:

@@ -73,7 +73,7 @@ async def test_budget_is_for_the_operator_only(running_bot: RunningBot) -> None:
     refused = await fake.response(await fake.invoke("budget grant", user=fake.MEMBER, amount=50))
     assert "Only the bot operator" in refused.content
     granted = await fake.response(await fake.invoke("budget grant", user=fake.ADMIN, amount=50))
-    assert "balance now 1050" in granted.content
+    assert "**1050** of 1000 credits left" in granted.content
     await fake.response(await fake.invoke("budget set", user=fake.ADMIN, allowance=200, period="week"))
     budget = await running_bot.services.ledger.budget(fake.GUILD_ID)
     assert (budget.allowance, budget.period, budget.balance) == (200, "week", 200)
