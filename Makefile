@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: run test soak lint format bench sandbox clean
+.PHONY: run check test soak lint format bench sandbox clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,18 @@ $(STAMP_TEST): pyproject.toml requirements.lock | $(BIN)/python
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
+# A first `make run` starts from the example; an existing .env is never overwritten (no prerequisites).
+.env:
+	cp .env.example .env
+	@echo "Created .env from .env.example: set DISCORD_TOKEN and HYPEREAL_API_KEY (or HYPEREAL_SANDBOX=1) in it."
+
 ## run: start the bot from .env (see .env.example)
-run: $(STAMP_RUN)
+run: $(STAMP_RUN) | .env
 	$(BIN)/python -m bot
+
+## check: settings, database, Discord token, Hypereal key and PUBLIC_URL, without starting the bot; the invite link
+check: $(STAMP_RUN) | .env
+	$(BIN)/python -m bot check
 
 ## test: ruff, then the whole suite (no network; soak tests excluded)
 test: $(STAMP_TEST)

@@ -1,4 +1,9 @@
-"""Entry point: ``python -m bot``. Builds settings and logging, runs the bot until SIGTERM/SIGINT."""
+"""Entry point: ``python -m bot`` runs the bot until SIGTERM/SIGINT; ``check`` and ``backup PATH`` are subcommands.
+
+Every way start-up can fail is one line and a distinct exit status, never a traceback: 2 when the
+configuration or the data must be fixed first (a restart would fail the same way). A Discord that
+cannot be reached is not a failure: the bot waits for it, one log line per try.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,20 @@ import logging
 import signal
 import sys
 
-import discord
-
-from bot.app import BotApp
 from bot.errors import ConfigError
-from bot.logs import configure_logging
 from bot.settings import Settings, load_settings
+from bot.startup import EXIT_CONFIG, EXIT_OK, LOGIN_REJECTED, fatal_close_message
 
 log = logging.getLogger("bot")
 
 
 async def run(settings: Settings) -> int:
     """Run until a stop signal; returns the process exit status."""
+    # Imported once the settings are known good: a configuration error is reported without loading discord.py.
+    import discord
+
+    from bot.app import BotApp
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -26,35 +33,52 @@ async def run(settings: Settings) -> int:
     try:
         async with BotApp(settings) as app:
             await app.run_until(stop)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
     except discord.LoginFailure:
-        log.error("Discord rejected DISCORD_TOKEN: copy the bot token again from the developer portal into .env.")
-        return 1
+        log.error(LOGIN_REJECTED)
+        return EXIT_CONFIG
     except discord.PrivilegedIntentsRequired:
+        log.error(fatal_close_message(4014))
+        return EXIT_CONFIG
+    except discord.ConnectionClosed as exc:
+        log.error(fatal_close_message(exc.code))
+        return EXIT_CONFIG
+    except discord.HTTPException as exc:
+        # Login answered with something other than 401 or a 5xx (a proxy's 403 or 404, say).
         log.error(
-            "MESSAGE_CONTENT_INTENT=1 needs the Message Content intent: enable it in the developer portal (Bot tab) "
-            "or set MESSAGE_CONTENT_INTENT=0."
+            "Discord answered %s to the login at %s: check DISCORD_API_BASE (Discord's REST API, or a proxy of it).",
+            exc.status,
+            settings.discord_api_base,
         )
-        return 1
+        return EXIT_CONFIG
     log.info("stopped cleanly")
-    return 0
+    return EXIT_OK
 
 
-def main() -> int:
-    """Load settings (one clear line and exit 2 when they are wrong), then run."""
+def main(argv: list[str] | None = None) -> int:
+    """Load settings (one clear line and exit 2 when they are wrong), then run; or run a subcommand."""
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        from bot.cli import main as command  # only the operator subcommands need it
+
+        return command(args)
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 2
-    secrets = [settings.discord_token.get_secret_value()]
-    if settings.hypereal_api_key is not None:
-        secrets.append(settings.hypereal_api_key.get_secret_value())
-    configure_logging(settings.log_level, secrets)
-    try:
-        return asyncio.run(run(settings))
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+    from bot.app import settings_secrets
+    from bot.logs import configure_logging
+
+    configure_logging(
+        settings.log_level,
+        settings_secrets(settings),
+        log_format=settings.log_format,
+        gateway_url=settings.discord_gateway_url,
+    )
+    return asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,12 +24,12 @@ from bot.chat.conversations import ConversationStore
 from bot.chat.pacing import PacerRegistry
 from bot.chat.service import ChatService
 from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, UsageReport
-from bot.db import Database
+from bot.db import Database, DatabaseUnusable, MigrationError, preflight
 from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient, RequestLimiter
 from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
-from bot.metrics import Metrics
+from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.paid import PaidRequests
 from bot.redact import Redactor
 from bot.services import Services
@@ -43,6 +44,15 @@ log = logging.getLogger(__name__)
 SANDBOX_DEFAULT_KEY = "sandbox-key"
 
 
+def settings_secrets(settings: Settings) -> list[str]:
+    """Every secret in the settings, for the redactors of log lines and member-facing text."""
+    secrets = [settings.discord_token.get_secret_value()]
+    for secret in (settings.hypereal_api_key, settings.metrics_token):
+        if secret is not None:
+            secrets.append(secret.get_secret_value())
+    return secrets
+
+
 def build_services(
     settings: Settings,
     db: Database,
@@ -53,13 +63,10 @@ def build_services(
     clock: Callable[[], float],
 ) -> Services:
     """Wire the domain services on top of the infrastructure (constructor injection, no globals)."""
-    metrics = Metrics()
-    secrets = [settings.discord_token.get_secret_value()]
-    if settings.hypereal_api_key is not None:
-        secrets.append(settings.hypereal_api_key.get_secret_value())
-    redactor = Redactor(secrets)
+    metrics = hypereal.metrics  # one registry per app: the one the Hypereal client already reports to
+    redactor = Redactor(settings_secrets(settings))
     ledger = CreditLedger(
-        db, clock, default_allowance=settings.default_allowance, default_period=settings.default_period
+        db, clock, default_allowance=settings.default_allowance, default_period=settings.default_period, metrics=metrics
     )
     channels = ChannelPolicy(db)
     guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold)
@@ -151,9 +158,7 @@ class BotApp:
         point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
 
         http = await self._stack.enter_async_context(aiohttp.ClientSession())
-        db = await Database.open(settings.database_path)
-        self._stack.push_async_callback(db.close)
-        await db.migrate()
+        db = await self._open_database()
 
         base_url, api_key = await self._hypereal_endpoint()
         output_hosts = list(settings.output_hosts)
@@ -167,6 +172,7 @@ class BotApp:
             api_key,
             limiter=RequestLimiter(max_requests=settings.hypereal_requests_per_hour),
             timeout=settings.hypereal_timeout_seconds,
+            metrics=Metrics(),
         )
         self.services = build_services(settings, db, http, hypereal, catalog, downloader, self.clock)
         self._stack.push_async_callback(self.services.attachments.close)
@@ -175,6 +181,7 @@ class BotApp:
             create_web_app(
                 HealthProbe(gateway_connected=self._gateway_connected, database_ok=self._database_ok),
                 install_webhook_route(self.services.jobs),
+                install_metrics_route(self.services.metrics, settings.metrics_token),
             ),
             settings.web_host,
             settings.web_port,
@@ -189,6 +196,42 @@ class BotApp:
         self._stack.push_async_callback(self._close_bot)
         # Closed first (the stack unwinds in reverse): no job step may run against a closed bot or database.
         self._stack.push_async_callback(self.services.jobs.stop)
+        self._watch_metrics(db)
+
+    async def _open_database(self) -> Database:
+        """Check, open and migrate the database; every way it can be unusable is one ConfigError line.
+
+        The read-only preflight runs first, so a file that is refused (damaged, from a newer version,
+        unwritable) is left exactly as it was: even switching it to WAL would write to it.
+        """
+        path = self.settings.database_path
+        await asyncio.to_thread(preflight, path)
+        try:
+            db = await Database.open(path)
+        except sqlite3.Error as exc:
+            raise DatabaseUnusable(
+                f"The database {path} cannot be opened ({exc}): check the disk and the file, or restore a backup."
+            ) from None
+        self._stack.push_async_callback(db.close)
+        try:
+            await db.migrate()
+        except MigrationError as exc:
+            raise DatabaseUnusable(f"The database {path} cannot be brought up to date: {exc}.") from None
+        return db
+
+    def _watch_metrics(self, db: Database) -> None:
+        """Gauges read at scrape time, and the event-loop lag sampler (owned: stopped with the app)."""
+        metrics = self.services.metrics
+        store = JobStore(db, self.clock)
+
+        async def jobs_by_state() -> None:
+            for state, count in (await store.count_by_state()).items():
+                metrics.jobs.labels(state=state).set(count)
+
+        metrics.add_refresher(jobs_by_state)
+        lag = LoopLagMonitor(metrics)
+        lag.start()
+        self._stack.push_async_callback(lag.stop)
 
     async def _hypereal_endpoint(self) -> tuple[str, SecretStr]:
         """The real API, or the sandbox started in-process when HYPEREAL_SANDBOX=1."""
@@ -222,8 +265,12 @@ class BotApp:
             await self.bot.web.close()
 
     async def run_until(self, stop: asyncio.Event) -> None:
-        """Log in and run the gateway until ``stop`` is set or the client stops on its own (errors propagate)."""
-        runner = asyncio.create_task(self.bot.start(self.settings.discord_token.get_secret_value()), name="gateway")
+        """Log in and run the gateway until ``stop`` is set or the client stops on its own (errors propagate).
+
+        While Discord cannot be reached the bot keeps trying (one log line per try) until ``stop``.
+        """
+        token = self.settings.discord_token.get_secret_value()
+        runner = asyncio.create_task(self.bot.start_when_reachable(token), name="gateway")
         stopper = asyncio.create_task(stop.wait(), name="stop-signal")
         try:
             await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import BotError, ConfigError
+from bot.invite import invite_url
 from bot.kv import KeyValueStore
+from bot.startup import Backoff, unreachable_reason
 
 if TYPE_CHECKING:
+    from bot.metrics import Metrics
     from bot.services import Services
     from bot.web import WebServer
 
@@ -48,6 +55,11 @@ HANDLER_TASK_PREFIXES = (
 )
 
 
+# Login failures that mean "Discord cannot be reached right now" (DNS, refused, TLS, timeout, a 5xx outage):
+# the bot waits and tries again instead of exiting, because a container restart loop helps nobody.
+DISCORD_UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
+
+
 def point_discord_at(api_base: str, gateway_url: str) -> None:
     """Send REST calls to ``api_base`` and connect the gateway to ``gateway_url`` (a proxy, or the test fake).
 
@@ -55,6 +67,33 @@ def point_discord_at(api_base: str, gateway_url: str) -> None:
     """
     discord.http.Route.BASE = api_base.rstrip("/")
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
+
+
+def command_name(interaction: discord.Interaction[Any]) -> str:
+    """The command's full name (``quota show``, a menu's label) for metrics; ``unknown`` when Discord sent another."""
+    command = interaction.command
+    return command.qualified_name if command is not None else "unknown"
+
+
+def command_outcome(error: BaseException) -> str:
+    """``refused`` when the member was told what to fix (bad input, no credits, checks), else ``error``."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    refused = (BotError, app_commands.CheckFailure, app_commands.TransformerError)
+    return "refused" if isinstance(original, refused) else "error"
+
+
+def rate_limit_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+    """An aiohttp trace for discord.py's HTTP session that counts every 429 Discord answers (REST and CDN)."""
+    trace = aiohttp.TraceConfig()
+
+    async def on_request_end(
+        session: aiohttp.ClientSession, context: object, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.response.status == 429:
+            metrics.discord_rate_limited.inc()
+
+    trace.on_request_end.append(on_request_end)
+    return trace
 
 
 ErrorHandler = Callable[[discord.Interaction[Any], BaseException], Awaitable[None]]
@@ -70,6 +109,7 @@ class HyperealTree(app_commands.CommandTree["HyperealBot"]):
         self, interaction: discord.Interaction[HyperealBot], error: app_commands.AppCommandError
     ) -> None:
         """Turn errors into a clear ephemeral message; unexpected ones are logged with a reference the user sees."""
+        self.client.services.metrics.count_command(command_name(interaction), command_outcome(error))
         if self.error_handler is None:
             log.error("command failed with no error handler installed", exc_info=error)
             return
@@ -105,26 +145,118 @@ class HyperealBot(commands.Bot):
             member_cache_flags=discord.MemberCacheFlags.none(),
             chunk_guilds_at_startup=False,
             allowed_mentions=discord.AllowedMentions.none(),
+            http_trace=rate_limit_trace(services.metrics),
             **options,
         )
         self.services = services
         self.web = web
         self.tree.error_handler = on_error  # type: ignore[attr-defined]
         self._on_setup = tuple(on_setup)
+        self.started_at = time.monotonic()
+        self._setup_started = False
+        self._stopping = asyncio.Event()  # set by close(): ends a wait between login tries at once
+        services.metrics.watch_gateway_latency(lambda: self.latency)
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since the bot was built (the process start, near enough)."""
+        return time.monotonic() - self.started_at
+
+    def invite_link(self) -> str | None:
+        """The OAuth2 link that adds the bot with exactly the permissions it uses (None before login)."""
+        return invite_url(self.application_id) if self.application_id else None
+
+    async def start_when_reachable(self, token: str) -> None:
+        """``Client.start`` (login, then the gateway), but a Discord that cannot be reached is waited for.
+
+        Each failed try is one warning line naming the URL and the reason; the wait doubles up to a
+        minute. A rejected token (``LoginFailure``) and anything raised once ``setup_hook`` began are
+        not retried: they propagate to the entry point, which turns them into one line and an exit status.
+        """
+        backoff = Backoff()
+        while not self.is_closed():
+            try:
+                await self.login(token)
+                break
+            except DISCORD_UNREACHABLE as exc:
+                if self._setup_started:
+                    raise
+                delay = backoff.delay()
+                log.warning(
+                    "cannot reach Discord at %s (%s): retrying in %.0f s",
+                    discord.http.Route.BASE,
+                    unreachable_reason(exc),
+                    delay,
+                )
+                await self._reset_http()
+                await self._wait_unless_stopping(delay)
+        await self._connect_when_reachable()
+
+    async def _connect_when_reachable(self) -> None:
+        """``connect()``, restarted when the very first gateway connection could not be opened.
+
+        discord.py 2.7 retries a failed connection by resuming from ``self.ws``, which is still None when
+        no connection ever opened: it raises AttributeError after its first wait. Its own retry already
+        logged one line (see ``bot.logs.ReconnectNotice``); here we only wait, with a capped backoff.
+        """
+        backoff = Backoff()
+        while not self.is_closed():
+            try:
+                await self.connect(reconnect=True)
+                return
+            except AttributeError:
+                if self.ws is not None:
+                    raise
+                await self._wait_unless_stopping(backoff.delay())
+
+    async def _wait_unless_stopping(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if ``close()`` is called meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+
+    async def _reset_http(self) -> None:
+        """Close the session a failed login opened, so the next try builds a fresh one (no unclosed sockets)."""
+        await self.http.close()
+        # static_login() makes a new connector only when none is set; the closed one cannot be reused.
+        self.http.connector = discord.utils.MISSING
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction[HyperealBot], command: app_commands.Command[Any, ..., Any] | Any
+    ) -> None:
+        """Count a command that ran to its end without raising (errors are counted by the tree's handler)."""
+        self.services.metrics.count_command(command_name(interaction), "ok")
 
     async def setup_hook(self) -> None:
         """Wire only: load the cogs (fail-fast), start the web server, run the composition root's setup steps
         (the job poller), sync commands. Never waits on the gateway."""
+        self._setup_started = True
         for extension in INITIAL_EXTENSIONS:
             await self.load_extension(extension)
-        await self.web.start()
+        await self._start_web()
         for step in self._on_setup:
             step()
+        link = self.invite_link()
+        if link:
+            log.info("invite link: %s", link)
         try:
             await self.sync_commands()
         except discord.HTTPException as exc:
             # The bot still works with the commands Discord already has; the next start tries again.
             log.error("could not sync slash commands status=%s code=%s: %s", exc.status, exc.code, exc.text)
+        except DISCORD_UNREACHABLE as exc:
+            log.error("could not sync slash commands (%s); the next start tries again", unreachable_reason(exc))
+
+    async def _start_web(self) -> None:
+        """Start the web server; a port that cannot be bound is a configuration problem, said in one line."""
+        settings = self.services.settings
+        try:
+            await self.web.start()
+        except OSError as exc:
+            reason = (exc.strerror or type(exc).__name__).lower()
+            raise ConfigError(
+                f"The web server cannot listen on {settings.web_host}:{settings.web_port} ({reason}): stop the "
+                "program using that port or set WEB_PORT (and WEB_HOST) to a free one."
+            ) from None
 
     async def sync_commands(self) -> None:
         """Sync to the dev guild when one is set; otherwise globally, and only when the definitions changed."""
@@ -158,6 +290,7 @@ class HyperealBot(commands.Bot):
 
         The composition root closes the database and HTTP session after this returns.
         """
+        self._stopping.set()
         await self._drain_handlers(SHUTDOWN_GRACE_SECONDS)
         await super().close()
         await self.web.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+
+from bot.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +60,94 @@ async def run_to_completion(awaitable: Awaitable[T]) -> T:
 
 class MigrationError(Exception):
     """A migration file failed; the database was left at the version it had before that file."""
+
+
+class DatabaseUnusable(ConfigError):
+    """The database file cannot be used as it is; the message names the file and what to do. Nothing was changed."""
+
+
+def latest_version(directory: Path = MIGRATIONS_DIR) -> int:
+    """The schema version this code migrates up to (the highest migration number)."""
+    migrations = discover_migrations(directory)
+    return migrations[-1].version if migrations else 0
+
+
+def preflight(path: str | Path, *, known_version: int | None = None, create_directory: bool = True) -> int | None:
+    """Check, before anything writes to it, that the database at ``path`` can be used; returns its schema version.
+
+    None when the file does not exist yet (its directory is writable, so the bot can create it). Raises
+    :class:`DatabaseUnusable` — naming the file and what to do — for a directory that cannot be created or
+    written (SQLite's WAL journal lives beside the file), a file this user cannot read and write, a file that is
+    not a SQLite database or is damaged, and a database written by a newer version of the bot. The file is only
+    ever opened read-only here, so a refused file is left byte for byte as it was. ``create_directory=False``
+    (``python -m bot check``) creates nothing either.
+    """
+    if str(path) == ":memory:":
+        return None
+    file = Path(path).absolute()
+    _check_directory(file, create=create_directory)
+    if not file.exists():
+        return None
+    if file.is_dir():
+        raise DatabaseUnusable(f"DATABASE_PATH {file} is a directory: point DATABASE_PATH at a file inside it.")
+    if not os.access(file, os.R_OK | os.W_OK):
+        raise DatabaseUnusable(
+            f"The database {file} cannot be read and written by this user (uid {os.getuid()}): fix its owner or "
+            "permissions (in Docker: chown it to the image's user), or point DATABASE_PATH elsewhere."
+        )
+    version = _read_version(file)
+    known = latest_version() if known_version is None else known_version
+    if version > known:
+        raise DatabaseUnusable(
+            f"The database {file} was written by a newer version of the bot (schema version {version}; this "
+            f"version knows up to {known}): run that newer version, or restore a backup made by this one. "
+            "The file was not changed."
+        )
+    return version
+
+
+def _check_directory(file: Path, *, create: bool) -> None:
+    """The file's directory exists (or is created) and this user may create files in it."""
+    directory = file.parent
+    hint = (
+        "point DATABASE_PATH at a writable place (in Docker: /data/bot.sqlite3, on the volume) or fix its permissions"
+    )
+    if create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise DatabaseUnusable(
+                f"Cannot create the directory {directory} for the database {file.name} ({reason.lower()}): {hint}."
+            ) from None
+    else:
+        # Creating nothing: the nearest existing ancestor must let the bot create the rest later.
+        while not directory.exists() and directory != directory.parent:
+            directory = directory.parent
+    if not directory.is_dir():
+        raise DatabaseUnusable(f"DATABASE_PATH {file}: {directory} is not a directory: {hint}.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise DatabaseUnusable(
+            f"Cannot write in {directory}, where the database {file.name} and its journal live "
+            f"(permission denied for uid {os.getuid()}): {hint}."
+        )
+
+
+def _read_version(file: Path) -> int:
+    """``PRAGMA user_version`` read through a read-only connection (refusing a file that is not a sound database)."""
+    try:
+        conn = sqlite3.connect(f"{file.as_uri()}?mode=ro", uri=True)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the schema: a damaged one fails
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseUnusable(
+            f"The database {file} is not a SQLite database or is damaged ({exc}): restore it from a backup "
+            "(README: Backups), or move it away to start with an empty database. The file was not changed."
+        ) from None
+    return version
 
 
 @dataclass(frozen=True)
@@ -114,6 +205,14 @@ class Database:
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         return cls(conn, path_str)
+
+    @classmethod
+    async def open_readonly(cls, path: str | Path, *, busy_timeout_ms: int = 5000) -> Database:
+        """Open an existing database for reading only (``python -m bot check`` and backup verification)."""
+        conn = await aiosqlite.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        return cls(conn, str(path))
 
     async def close(self) -> None:
         """Close the connection (waits for a running transaction to finish)."""
@@ -218,6 +317,12 @@ class Database:
         """
         pending = [m for m in (discover_migrations() if migrations is None else migrations)]
         current = await self.user_version()
+        known = max((m.version for m in pending), default=0)
+        if current > known:
+            # Running old code on a newer schema would write rows it does not understand.
+            raise MigrationError(
+                f"the database is at schema version {current}, newer than this version of the bot knows ({known})"
+            )
         for migration in pending:
             if migration.version <= current:
                 continue

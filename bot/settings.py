@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.credits.periods import Period
@@ -25,6 +26,17 @@ DEFAULT_OUTPUT_HOSTS = (
     "media.hypereal.tech",
     "media.hypereal.cloud",
 )
+
+
+# Relative to the working directory for `make run`; the Docker image sets DATABASE_PATH=/data/bot.sqlite3 (its volume).
+DEFAULT_DATABASE_PATH = Path("data/bot.sqlite3")
+
+
+def _blank(value: object) -> bool:
+    """True for an empty or whitespace-only string (also inside a SecretStr): a variable present but not filled in."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and not value.strip()
 
 
 def _split_csv(value: object) -> object:
@@ -57,7 +69,7 @@ class Settings(BaseSettings):
     hypereal_timeout_seconds: float = Field(default=300.0, gt=0)
 
     # Storage and web server
-    database_path: Path = Path("data/bot.sqlite3")
+    database_path: Path = DEFAULT_DATABASE_PATH
     web_host: str = "0.0.0.0"  # noqa: S104 - the health check and webhooks must be reachable from outside the container
     web_port: int = Field(default=8080, ge=0, le=65535)
     public_url: AnyHttpUrl | None = None
@@ -80,7 +92,10 @@ class Settings(BaseSettings):
     default_chat_model: str = "claude-sonnet-4-6"
     chat_context_chars: int = Field(default=24_000, ge=1000)
 
+    # Operating: /metrics is served only with a token (the web port faces the internet for webhooks).
+    metrics_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("owner_ids", "output_hosts", mode="before")
     @classmethod
@@ -93,17 +108,33 @@ class Settings(BaseSettings):
         return value or list(DEFAULT_OUTPUT_HOSTS)
 
     @field_validator(
-        "discord_dev_guild_id", "public_url", "hypereal_api_key", "job_submit_grace_seconds", mode="before"
+        "discord_dev_guild_id",
+        "public_url",
+        "hypereal_api_key",
+        "job_submit_grace_seconds",
+        "metrics_token",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
-        # `.env.example` leaves optional variables blank; blank means "not set", not "invalid".
-        return None if value == "" else value
+        # `.env.example` leaves optional variables blank; blank (or only spaces) means "not set", not "invalid".
+        return None if _blank(value) else value
+
+    @field_validator("discord_token", mode="before")
+    @classmethod
+    def _token_must_not_be_blank(cls, value: object) -> object:
+        # `cp .env.example .env` leaves `DISCORD_TOKEN=` present but empty: that is "not set", said as such.
+        if _blank(value):
+            raise PydanticCustomError("missing", "Field required")
+        return value.strip() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _key_required_without_sandbox(self) -> Settings:
         if not self.hypereal_sandbox and self.hypereal_api_key is None:
-            raise ValueError("HYPEREAL_API_KEY is required unless HYPEREAL_SANDBOX=1")
+            raise ValueError(
+                "HYPEREAL_API_KEY is not set (or empty): set HYPEREAL_API_KEY=... in .env or the environment, "
+                "or HYPEREAL_SANDBOX=1 to try the bot without spending credits (see .env.example)"
+            )
         return self
 
     @property
@@ -118,10 +149,12 @@ def describe_settings_error(exc: ValidationError) -> str:
     names = [str(part) for part in error["loc"] if isinstance(part, str)]
     if not names:
         message = str(error["msg"]).removeprefix("Value error, ")
+        if ".env" in message:
+            return f"{message}."
         return f"Configuration error: {message}. Set it in .env or the environment (see .env.example)."
     variable = names[0].upper()
     if error["type"] == "missing":
-        return f"{variable} is not set: add {variable}=... to .env or the environment (see .env.example)."
+        return f"{variable} is not set (or empty): set {variable}=... in .env or the environment (see .env.example)."
     return f"{variable} is invalid: {error['msg']}. Fix it in .env or the environment (see .env.example)."
 
 
@@ -129,5 +162,24 @@ def load_settings(**overrides: object) -> Settings:
     """Build the settings once (environment, then `.env`), turning validation errors into one clear ConfigError line."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_settings_error(exc)) from None
+
+
+class StorageSettings(BaseSettings):
+    """Only the database location, read like :class:`Settings`: ``python -m bot backup`` needs nothing else.
+
+    A backup must work from cron or ``docker exec`` even while, say, a token is being rotated.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True)
+
+    database_path: Path = DEFAULT_DATABASE_PATH
+
+
+def load_storage_settings(**overrides: object) -> StorageSettings:
+    """The database location from the environment or `.env` (a bad value is one clear ConfigError line)."""
+    try:
+        return StorageSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(describe_settings_error(exc)) from None

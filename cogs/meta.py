@@ -8,6 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.about import VERSION, format_uptime
 from bot.model_list import CATEGORY_TITLES, ModelListPage, model_list_pages
 
 if TYPE_CHECKING:
@@ -98,6 +99,19 @@ class Meta(commands.Cog):
                 lines.append(f"**{command.name}** (message menu ▸ Apps)")
         embed = discord.Embed(title="Hypereal bot — commands", description="\n".join(lines), colour=EMBED_COLOUR)
         embed.set_footer(text="Paid commands show the model, the credits charged and the server's balance left.")
+        await interaction.response.send_message(embed=embed, ephemeral=True)
+
+    @app_commands.command(name="about")
+    async def about(self, interaction: discord.Interaction[HyperealBot]) -> None:
+        """The bot's version, uptime, servers, and the link to add it to another server."""
+        bot = self.bot
+        link = bot.invite_link()
+        embed = discord.Embed(title="Hypereal bot", colour=EMBED_COLOUR)
+        embed.add_field(name="Version", value=VERSION)
+        embed.add_field(name="Uptime", value=format_uptime(bot.uptime))
+        embed.add_field(name="Servers", value=str(len(bot.guilds)))
+        invite = f"[Invite link]({link})" if link else "not known yet"
+        embed.add_field(name="Add it to a server", value=invite, inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
 

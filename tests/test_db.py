@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import Database, MigrationError, discover_migrations
+from bot.db import Database, DatabaseUnusable, MigrationError, discover_migrations, preflight
 
 
 async def test_open_configures_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -186,3 +186,45 @@ async def test_a_cancelled_run_in_transaction_commits_all_or_nothing(tmp_path: P
             await db.execute("INSERT INTO t VALUES (3)")
         count = await db.fetch_value("SELECT count(*) FROM t WHERE x IN (1, 2)")
         assert count % 2 == 0
+
+
+async def test_migrate_refuses_a_database_newer_than_the_code(tmp_path: Path) -> None:
+    async with await Database.open(tmp_path / "bot.sqlite3") as db:
+        await db.execute("PRAGMA user_version = 99")
+        with pytest.raises(MigrationError, match=r"schema version 99, newer than this version of the bot knows"):
+            await db.migrate()
+        assert await db.user_version() == 99
+
+
+def test_preflight_reads_the_version_without_writing(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    assert preflight(path) is None  # not there yet: fine, and not created by the check
+    assert not path.exists()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    before = path.read_bytes()
+    assert preflight(path, known_version=2) == 1
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [(b"garbage" * 300, "is not a SQLite database or is damaged"), (b"SQLite format 3\x00" + b"\xff" * 200, "damaged")],
+)
+def test_preflight_refuses_a_damaged_file_and_leaves_it(tmp_path: Path, content: bytes, words: str) -> None:
+    path = tmp_path / "bot.sqlite3"
+    path.write_bytes(content)
+    with pytest.raises(DatabaseUnusable, match=words) as info:
+        preflight(path)
+    assert str(path) in str(info.value)
+    assert path.read_bytes() == content
+
+
+def test_preflight_without_creating_looks_at_the_nearest_existing_directory(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "bot.sqlite3"
+    assert preflight(path, create_directory=False) is None
+    assert not (tmp_path / "a").exists()
+    (tmp_path / "a").write_text("not a directory", encoding="utf-8")
+    with pytest.raises(DatabaseUnusable, match="is not a directory"):
+        preflight(path, create_directory=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import ConfigError
-from bot.settings import DEFAULT_OUTPUT_HOSTS, Settings, load_settings
+from bot.settings import DEFAULT_OUTPUT_HOSTS, Settings, load_settings, load_storage_settings
 
 ALL_NAMES = (
     "DISCORD_TOKEN",
@@ -118,3 +118,44 @@ def test_secrets_do_not_show_in_repr_or_errors(clean_env: pytest.MonkeyPatch) ->
     with pytest.raises(ConfigError) as info:
         load_settings(_env_file=None, discord_token="tok-SECRET-1", hypereal_api_key="key-SECRET-2")
     assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t\n"])
+def test_a_present_but_blank_token_counts_as_missing(clean_env: pytest.MonkeyPatch, blank: str) -> None:
+    clean_env.setenv("DISCORD_TOKEN", blank)
+    with pytest.raises(ConfigError, match=r"^DISCORD_TOKEN is not set \(or empty\)"):
+        load_settings(_env_file=None, hypereal_sandbox=True)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_a_blank_hypereal_key_counts_as_missing_without_the_sandbox(clean_env: pytest.MonkeyPatch, blank: str) -> None:
+    clean_env.setenv("HYPEREAL_API_KEY", blank)
+    with pytest.raises(ConfigError, match=r"^HYPEREAL_API_KEY is not set \(or empty\)") as info:
+        load_settings(_env_file=None, discord_token="t")
+    assert "HYPEREAL_SANDBOX=1" in str(info.value)
+    settings = load_settings(_env_file=None, discord_token="t", hypereal_sandbox=True)
+    assert settings.hypereal_api_key is None
+
+
+def test_the_token_is_stripped_of_surrounding_spaces(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DISCORD_TOKEN", "  tok-123456 \n")
+    settings = load_settings(_env_file=None, hypereal_sandbox=True)
+    assert settings.discord_token.get_secret_value() == "tok-123456"
+
+
+def test_metrics_token_and_log_format(clean_env: pytest.MonkeyPatch) -> None:
+    settings = load_settings(_env_file=None, discord_token="t", hypereal_sandbox=True, metrics_token=" ")
+    assert settings.metrics_token is None
+    assert settings.log_format == "text"
+    settings = load_settings(_env_file=None, discord_token="t", hypereal_sandbox=True, metrics_token="m" * 32,
+                             log_format="json")  # fmt: skip
+    assert settings.metrics_token is not None
+    assert "m" * 32 not in repr(settings)
+    assert settings.log_format == "json"
+    with pytest.raises(ConfigError, match=r"^LOG_FORMAT is invalid"):
+        load_settings(_env_file=None, discord_token="t", hypereal_sandbox=True, log_format="xml")
+
+
+def test_backup_needs_only_the_database_path(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("DATABASE_PATH", "/srv/bot/bot.sqlite3")
+    assert str(load_storage_settings(_env_file=None).database_path) == "/srv/bot/bot.sqlite3"

@@ -137,10 +137,10 @@ async def test_bot_with_sandbox_reaches_the_gateway_and_stops_on_sigterm(stub: D
     assert (tmp_path / "bot.sqlite3").exists()
 
 
-async def test_a_rejected_token_is_one_clear_line_and_exit_1(stub: DiscordStub, tmp_path: Path) -> None:
+async def test_a_rejected_token_is_one_clear_line_and_exit_2(stub: DiscordStub, tmp_path: Path) -> None:
     process = await _start_bot(stub, tmp_path, "wrong-token-XYZ", _free_port())
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
-    assert process.returncode == 1
+    assert process.returncode == 2
     log = stderr.decode()
     assert "Discord rejected DISCORD_TOKEN" in log
     assert "Traceback" not in log

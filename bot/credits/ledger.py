@@ -25,6 +25,7 @@ from bot.credits.errors import BudgetFrozen, GrantBelowZero, InsufficientCredits
 from bot.credits.periods import PERIODS, next_reset, period_start
 from bot.db import Database
 from bot.inputs import CAP_RANGE, check_int
+from bot.metrics import Metrics
 
 BUDGET_CATEGORIES: tuple[str, ...] = ("chat", "image", "image_edit", "video", "audio", "model3d")
 
@@ -105,6 +106,7 @@ class CreditLedger:
         *,
         default_allowance: int,
         default_period: str,
+        metrics: Metrics | None = None,
     ) -> None:
         if default_period not in PERIODS:
             raise ValueError(f"default_period must be one of {PERIODS}")
@@ -112,6 +114,7 @@ class CreditLedger:
         self.clock = clock
         self.default_allowance = default_allowance
         self.default_period = default_period
+        self.metrics = metrics or Metrics()
 
     def _now(self) -> int:
         return int(self.clock())
@@ -252,8 +255,10 @@ class CreditLedger:
             raise ValueError("estimate must not be negative")
         if category not in BUDGET_CATEGORIES:
             raise ValueError(f"unknown budget category {category!r}")
+        created = False
 
         def work(conn: sqlite3.Connection) -> Reservation:
+            nonlocal created
             existing = conn.execute("SELECT * FROM reservations WHERE key = ?", (key,)).fetchone()
             if existing is not None:
                 return _reservation(existing)
@@ -289,12 +294,19 @@ class CreditLedger:
                 conn, f"reserve:{key}", guild_id, "reserve", -estimate, estimate,
                 user_id=user_id, category=category, reservation_key=key,
             )  # fmt: skip
+            created = True
             return Reservation(key, guild_id, user_id, category, model, estimate, None, "held", now)
 
-        return await self.db.run_in_transaction(work)
+        reservation = await self.db.run_in_transaction(work)
+        if created:  # counted once committed; a retried key changes nothing, here too
+            self.metrics.count_credits("reserved", category, estimate)
+        return reservation
 
     async def _close(self, key: str, state: str, actual: int | None, note: str | None) -> Reservation:
+        closed = False
+
         def work(conn: sqlite3.Connection) -> Reservation:
+            nonlocal closed
             row = conn.execute("SELECT * FROM reservations WHERE key = ?", (key,)).fetchone()
             if row is None:
                 raise ReservationNotFound(key)
@@ -314,12 +326,19 @@ class CreditLedger:
                 -reservation.estimate, user_id=reservation.user_id, category=reservation.category,
                 reservation_key=key, note=note,
             )  # fmt: skip
+            closed = True
             return Reservation(
                 reservation.key, reservation.guild_id, reservation.user_id, reservation.category, reservation.model,
                 reservation.estimate, charged, state, reservation.created_at,
             )  # fmt: skip
 
-        return await self.db.run_in_transaction(work)
+        result = await self.db.run_in_transaction(work)
+        if closed:
+            if state == "settled":
+                self.metrics.count_credits("settled", result.category, result.actual or 0)
+            else:
+                self.metrics.count_credits("refunded", result.category, result.estimate)
+        return result
 
     async def settle(self, key: str, actual: int) -> Reservation:
         """Charge what Hypereal reported (more or less than the estimate). Idempotent."""

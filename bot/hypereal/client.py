@@ -39,6 +39,7 @@ from bot.hypereal.fields import clean_error_text
 from bot.hypereal.limiter import RequestLimiter
 from bot.hypereal.models import ChatMessage, ChatResponse, ImageResult, JobStatus, JobSubmission, MediaResult
 from bot.hypereal.sse import SSEParseError, SSEParser, credits_of, delta_text, finish_reason
+from bot.metrics import Metrics
 from bot.urls import url_problem
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,20 @@ def _retry_after(response: aiohttp.ClientResponse) -> float | None:
         return None if value is None else max(0.0, float(value))
     except ValueError:
         return None
+
+
+# Metric label per POST path; every GET is a job status poll (its path holds the job id, never a label).
+_ENDPOINTS = {
+    "/v1/chat": "chat",
+    "/v1/images/generate": "images",
+    "/v1/videos/generate": "videos",
+    "/api/media/generate": "media",
+}
+
+
+def endpoint_name(method: str, path: str) -> str:
+    """The bounded endpoint label for a request (``job_status`` for every GET)."""
+    return "job_status" if method == "GET" else _ENDPOINTS.get(path, "other")
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +90,7 @@ class HyperealClient:
         retry_base_delay: float = 0.5,
         *,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        metrics: Metrics | None = None,
     ) -> None:
         self._session = session
         self.base_url = base_url.rstrip("/")
@@ -84,6 +100,7 @@ class HyperealClient:
         self.get_retries = get_retries
         self.retry_base_delay = retry_base_delay
         self._sleep = sleep
+        self.metrics = metrics or Metrics()
 
     def __repr__(self) -> str:
         return f"HyperealClient(base_url={self.base_url!r})"
@@ -101,8 +118,12 @@ class HyperealClient:
 
     # ── transport ────────────────────────────────────────────────────────────
 
+    def _observe(self, method: str, path: str, status: int | str, started: float) -> None:
+        self.metrics.observe_hypereal(endpoint_name(method, path), status, time.monotonic() - started)
+
     async def _read_body(self, response: aiohttp.ClientResponse, started: float, method: str, path: str) -> Any:
         """Status checks and JSON parsing shared by every call; raises the typed error."""
+        self._observe(method, path, response.status, started)
         log.info(
             "hypereal request method=%s path=%s status=%s ms=%d",
             method,
@@ -146,13 +167,16 @@ class HyperealClient:
             ) as response:
                 return await self._read_body(response, started, "POST", path)
         except TimeoutError:
+            self._observe("POST", path, "timeout", started)
             raise ProviderTimeout(f"Hypereal POST {path} timed out after {self.timeout:.0f} s") from None
         except aiohttp.ClientConnectorError as exc:
             # Never connected: the request cannot have reached Hypereal.
+            self._observe("POST", path, "unreachable", started)
             raise ServerError(0, f"connection to Hypereal failed on POST {path}: {type(exc).__name__}") from None
         except aiohttp.ClientError as exc:
             # Sent, then the connection dropped (disconnect, reset, cut-off body): Hypereal may have acted on it,
             # so a caller must treat it like a timeout — never resend, never assume it was refused.
+            self._observe("POST", path, "dropped", started)
             raise AnswerLost(f"connection to Hypereal dropped on POST {path}: {type(exc).__name__}") from None
 
     async def _get(self, url: URL) -> dict[str, Any]:
@@ -180,8 +204,10 @@ class HyperealClient:
             ) as response:
                 return await self._read_body(response, started, "GET", url.path)
         except TimeoutError:
+            self._observe("GET", url.path, "timeout", started)
             raise ProviderTimeout(f"Hypereal GET {url.path} timed out") from None
         except aiohttp.ClientError as exc:
+            self._observe("GET", url.path, "unreachable", started)
             raise ServerError(0, f"connection to Hypereal failed on GET {url.path}: {type(exc).__name__}") from None
 
     @staticmethod
@@ -380,8 +406,10 @@ class ChatStream:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=client.timeout),
             )
         except TimeoutError:
+            client._observe("POST", "/v1/chat", "timeout", started)
             raise ProviderTimeout("Hypereal chat stream did not start in time") from None
         except aiohttp.ClientError as exc:
+            client._observe("POST", "/v1/chat", "unreachable", started)
             raise ServerError(0, f"connection to Hypereal failed on the chat stream: {type(exc).__name__}") from None
         content_type = response.headers.get("Content-Type", "")
         if response.status != 200 or "text/event-stream" not in content_type:
@@ -390,6 +418,7 @@ class ChatStream:
             finally:
                 response.release()
             raise MalformedResponse(f"Hypereal chat stream answered {content_type or 'no content type'}, not SSE")
+        client._observe("POST", "/v1/chat", 200, started)
         log.info(
             "hypereal request method=POST path=/v1/chat status=200 stream=1 ms=%d", (time.monotonic() - started) * 1000
         )

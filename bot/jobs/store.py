@@ -23,6 +23,7 @@ from bot.db import Database
 
 OPEN_STATES = ("submitting", "pending")
 TERMINAL_STATES = ("completed", "failed", "cancelled", "delivered")
+JOB_STATES = (*OPEN_STATES, *TERMINAL_STATES)
 
 
 def new_job_id() -> str:
@@ -349,6 +350,13 @@ class JobStore:
             " WHERE state IN ('submitting', 'pending', 'completed') AND next_poll_at IS NOT NULL"
         )
         return float(value) if value is not None else None
+
+    async def count_by_state(self) -> dict[str, int]:
+        """How many jobs are in each state (every state listed, 0 when none): the metrics gauge."""
+        rows = await self.db.fetch_all("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")
+        counts = dict.fromkeys(JOB_STATES, 0)
+        counts.update({row["state"]: row["n"] for row in rows})
+        return counts
 
     async def for_user(self, guild_id: int | None, user_id: int, limit: int = 10) -> list[Job]:
         """A member's jobs on a server, open ones first, then the most recent."""

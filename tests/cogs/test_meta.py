@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bot import __version__
+from bot.about import format_uptime
+from bot.invite import invite_url
 from tests.conftest import RunningBot
 
 
@@ -58,3 +67,27 @@ async def test_help_lists_every_command(running_bot: RunningBot) -> None:
     text = message.embeds[0]["description"]
     assert "`/models`" in text
     assert "`/help`" in text
+
+
+async def test_about_shows_version_uptime_servers_and_the_invite_link(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    message = await fake.response(await fake.invoke("about"))
+    assert message.ephemeral
+    fields = {field["name"]: field["value"] for field in message.embeds[0]["fields"]}
+    assert fields["Version"] == __version__
+    assert re.fullmatch(r"\d+ (s|min)", fields["Uptime"])
+    assert fields["Servers"] == str(len(fake.guilds))
+    assert fields["Add it to a server"] == f"[Invite link]({invite_url(fake.APPLICATION_ID)})"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0 s"), (59.9, "59 s"), (60, "1 min"), (3599, "59 min"), (3660, "1 h 1 min"), (90_061, "1 d 1 h")],
+)
+def test_uptime_shows_the_two_largest_units(seconds: float, shown: str) -> None:
+    assert format_uptime(seconds) == shown
+
+
+def test_the_version_is_the_packages() -> None:
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["version"] == __version__

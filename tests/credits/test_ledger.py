@@ -194,3 +194,19 @@ async def test_invariant_check_finds_drift(ledger: CreditLedger, db: Database) -
     await ledger.budget(G)
     await db.execute("UPDATE guild_budgets SET balance = balance + 1 WHERE guild_id = ?", (G,))
     assert await ledger.check_invariants() == [f"guild {G}: balance 101 != ledger 100"]
+
+
+async def test_credit_metrics_count_each_change_once(ledger: CreditLedger) -> None:
+    credits = ledger.metrics.credits
+    await ledger.reserve(1, 2, (), "video", 42, "v1")
+    await ledger.reserve(1, 2, (), "video", 42, "v1")  # a retried reserve changes nothing, here too
+    await ledger.settle("v1", 40)
+    await ledger.settle("v1", 40)
+    await ledger.reserve(1, 2, (), "image", 4, "i1")
+    await ledger.refund("i1", "failed")
+    await ledger.refund("i1", "failed")
+    assert credits.labels(action="reserved", category="video")._value.get() == 42
+    assert credits.labels(action="settled", category="video")._value.get() == 40
+    assert credits.labels(action="reserved", category="image")._value.get() == 4
+    assert credits.labels(action="refunded", category="image")._value.get() == 4
+    assert credits.labels(action="refunded", category="video")._value.get() == 0

@@ -154,8 +154,11 @@ class FakeDiscord:
         ratelimits: bool = False,
         ratelimit_window: float = EDIT_WINDOW,
         extra_guilds: int = 0,
+        gateway_close_code: int | None = None,
     ) -> None:
         self.token = token
+        # Close every gateway session with this code on IDENTIFY (4004 bad token, 4013/4014 intents, 4011 shards…).
+        self.gateway_close_code = gateway_close_code
         self.ratelimits = ratelimits
         # Tests may shrink the window (same 5-per-window shape) to keep the suite fast.
         self.limiter = RateLimiter(EDIT_LIMIT, ratelimit_window)
@@ -331,6 +334,10 @@ class FakeDiscord:
     async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
         if data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
+            return
+        if self.gateway_close_code is not None:
+            self.identify_count += 1
+            await ws.close(code=self.gateway_close_code, message=b"Closed by the test.")
             return
         ready = {
             "v": 10,
