@@ -82,7 +82,7 @@ async def test_metrics_move_after_image_and_video_and_carry_no_ids(metered_bot: 
     assert moved("credits_total", action="reserved", category="image") == 4
     assert moved("credits_total", action="settled", category="image") == 4
     assert moved("credits_total", action="reserved", category="video") == 42
-    assert moved("credits_total", action="settled", category="video") == 40
+    assert moved("credits_total", action="settled", category="video") == 42
     assert moved("credits_total", action="refunded", category="video") == 0
     assert _value(after, "jobs", state="delivered") == 1
     assert _value(after, "jobs", state="pending") == 0
