@@ -29,7 +29,7 @@ from bot.inputs import (
     check_text,
     shown_value,
 )
-from bot.wording import credits_text
+from bot.wording import MODEL_KINDS, credits_text, with_article
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("catalog.json")
 
@@ -217,9 +217,10 @@ class Catalog:
         """The model with this id in one of ``categories``, or a ``ModelUnavailable`` saying what to pick."""
         spec = self.get(model_id)
         if spec is None or (categories and spec.category not in categories):
-            what = " or ".join(c.replace("_", " ") for c in categories) or "any"
+            kinds = " or ".join(dict.fromkeys(MODEL_KINDS.get(c, c.replace("_", " ")) for c in categories))
+            what = with_article(f"{kinds} model") if kinds else "a model"
             raise ModelUnavailable(
-                f"`{model_id[:80]}` is not a {what} model this bot knows. Pick one from the list, or see /models."
+                f"`{model_id[:80]}` is not {what} this bot knows. Pick one from the list, or see /models."
             )
         return spec
 
@@ -325,7 +326,7 @@ def _is_allowed(value: Any, allowed: tuple[int | str, ...]) -> bool:
 def _choice_label(spec: ModelSpec) -> str:
     label = f"{spec.id} · {spec.price_label()}"
     if spec.unverified:
-        label += " · unverified"
+        label += " · experimental"
     return label[:MAX_CHOICE_LABEL]
 
 

@@ -65,7 +65,7 @@ def model_line(spec: ModelSpec) -> str:
     if spec.mode == "async":
         parts.append("async")
     if spec.unverified:
-        parts.append("unverified id")
+        parts.append("experimental: may not be available")
     return "• " + " · ".join(parts)
 
 

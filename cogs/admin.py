@@ -27,7 +27,7 @@ WINDOW_SECONDS = {"day": 86_400, "week": 7 * 86_400, "month": 30 * 86_400}
 
 
 def _cap_text(cap: int | None) -> str:
-    return "unlimited" if cap is None else f"{cap} credits"
+    return "unlimited" if cap is None else credits_text(cap)
 
 
 class Admin(commands.Cog):
@@ -85,7 +85,9 @@ class Admin(commands.Cog):
             else "off"
         )
         embed.add_field(name="Budget alerts", value=alerts, inline=False)
-        embed.add_field(name="Confirmation above", value=f"{settings.confirm_threshold} credits", inline=False)
+        embed.add_field(name="Confirmation above", value=credits_text(settings.confirm_threshold), inline=False)
+        buttons = "anyone (the member who presses pays)" if settings.shared_buttons else "only the member who asked"
+        embed.add_field(name="Image result buttons", value=buttons, inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @quota.command(name="user-cap")
@@ -132,7 +134,7 @@ class Admin(commands.Cog):
             text = f"No default {category.name} cap any more."
         else:
             await ledger.set_user_cap(guild_id, 0, category.value, cap)
-            text = f"Every member can spend up to {cap} credits on {category.name} per period by default."
+            text = f"Every member can spend up to {credits_text(cap)} on {category.name} per period by default."
         await interaction.response.send_message(text, ephemeral=True)
 
     @quota.command(name="role-cap")
@@ -212,8 +214,24 @@ class Admin(commands.Cog):
         guild_id = require_manager(interaction)
         await self.bot.services.guild_settings.update(guild_id, confirm_threshold=credits)
         await interaction.response.send_message(
-            f"Requests over {credits} credits now ask for confirmation first.", ephemeral=True
+            f"Requests over {credits_text(credits)} now ask for confirmation first.", ephemeral=True
         )
+
+    @quota.command(name="shared-buttons")
+    @app_commands.describe(
+        state="on: anyone may press Reroll, Edit, Animate and To 3D (and pays); off: only the requester"
+    )
+    async def shared_buttons(self, interaction: discord.Interaction[HyperealBot], state: Literal["on", "off"]) -> None:
+        """Let every member use the buttons under image results, or only the member who asked."""
+        guild_id = require_manager(interaction)
+        shared = check_choice(state, ("on", "off"), name="The state") == "on"
+        await self.bot.services.guild_settings.update(guild_id, shared_buttons=shared)
+        text = (
+            "Anyone can now press the buttons under image results; the member who presses pays."
+            if shared
+            else "Only the member who asked can now press the buttons under their image results."
+        )
+        await interaction.response.send_message(text, ephemeral=True)
 
     # ── /channels ────────────────────────────────────────────────────────────
 

@@ -81,7 +81,8 @@ class Operator(commands.Cog):
         ledger = self.bot.services.ledger
         balance = await ledger.grant(guild_id, amount, by=interaction.user.id, allow_negative=bool(allow_negative))
         budget = await ledger.budget(guild_id)
-        text = f"Server {guild_id}: {amount:+} credits; {balance_text(balance, budget.allowance)}."
+        change = ("+" if amount >= 0 else "") + credits_text(amount)
+        text = f"Server {guild_id}: {change}; {balance_text(balance, budget.allowance)}."
         if balance < 0:
             text += " The balance is below zero: every request is refused until it is topped up or the period resets."
         await interaction.response.send_message(text, ephemeral=True)

@@ -83,6 +83,8 @@ async def run_bot(settings: Settings, fake: FakeDiscord, sandbox: SandboxProvide
             await fake.wait_for_commands(timeout=15)
             await asyncio.wait_for(app.bot.wait_until_ready(), timeout=15)
             yield RunningBot(app, fake, sandbox)
+            # Every end-to-end test leaves books that balance: counters equal the ledger.
+            assert await app.services.ledger.check_invariants() == []
         finally:
             stop.set()
             await asyncio.wait_for(runner, timeout=15)

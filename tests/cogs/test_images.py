@@ -74,7 +74,7 @@ async def test_bad_input_is_refused_before_any_reservation(running_bot: RunningB
     fake = running_bot.fake
     cases = [
         (dict(prompt="   "), "prompt is empty"),
-        (dict(prompt="fox", model="no-such-model"), "not a image model"),
+        (dict(prompt="fox", model="no-such-model"), "not an image model"),
         (dict(prompt="fox", aspect_ratio="7:3"), "accepts aspect ratio"),
     ]
     for options, expected in cases:
