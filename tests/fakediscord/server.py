@@ -344,6 +344,7 @@ class FakeDiscord:
             "user": {**self.BOT.payload(), "verified": True, "mfa_enabled": False, "flags": 0},
             "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
             "session_id": "fake-session",
+            "shard": list(data.get("shard") or [0, 1]),  # as Discord: echoes IDENTIFY's [shard_id, shard_count]
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.APPLICATION_ID), "flags": 0},
             "private_channels": [],
