@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,7 +25,16 @@ from bot.chat.conversations import ConversationStore
 from bot.chat.pacing import PacerRegistry
 from bot.chat.service import ChatService
 from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, UsageReport
-from bot.db import Database, DatabaseUnusable, MigrationError, preflight
+from bot.db import (
+    Database,
+    DatabaseError,
+    DatabaseUnusable,
+    MigrationError,
+    ProcessLock,
+    SQLiteDatabase,
+    open_postgres,
+    preflight,
+)
 from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient, RequestLimiter
 from bot.images import ImageService
@@ -204,11 +214,17 @@ class BotApp:
         The read-only preflight runs first, so a file that is refused (damaged, from a newer version,
         unwritable) is left exactly as it was: even switching it to WAL would write to it.
         """
+        if self.settings.database_url is not None:
+            return await self._open_postgres(self.settings.database_url.get_secret_value())
         path = self.settings.database_path
         await asyncio.to_thread(preflight, path)
+        if str(path) != ":memory:":
+            lock = ProcessLock(Path(path).absolute())  # one live process per file: a second one is refused
+            lock.acquire()
+            self._stack.callback(lock.release)
         try:
-            db = await Database.open(path)
-        except sqlite3.Error as exc:
+            db = await SQLiteDatabase.open(path)
+        except (sqlite3.Error, DatabaseError) as exc:
             raise DatabaseUnusable(
                 f"The database {path} cannot be opened ({exc}): check the disk and the file, or restore a backup."
             ) from None
@@ -217,6 +233,17 @@ class BotApp:
             await db.migrate()
         except MigrationError as exc:
             raise DatabaseUnusable(f"The database {path} cannot be brought up to date: {exc}.") from None
+        return db
+
+    async def _open_postgres(self, url: str) -> Database:
+        """Connect to PostgreSQL and migrate it (under an advisory lock: processes starting together take turns)."""
+        db = await open_postgres(url)
+        self._stack.push_async_callback(db.close)
+        try:
+            await db.migrate()
+        except MigrationError as exc:
+            raise DatabaseUnusable(f"The PostgreSQL database {db.label} cannot be brought up to date: {exc}.") from None
+        log.info("database: PostgreSQL at %s", db.label)
         return db
 
     def _watch_metrics(self, db: Database) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bot.app import BotApp
+from bot.db import Database, SQLiteDatabase, open_postgres
 from bot.sandbox import SandboxProvider
 from bot.settings import Settings
 from tests.fakediscord import FakeDiscord
@@ -20,6 +21,44 @@ pytest_plugins = ["tests.fakediscord.netguard"]
 
 HYPEREAL_KEY = "ck_test_0123456789abcdef"
 OWNER_ID = FakeDiscord.ADMIN.id
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """Where a backend-parametrized test keeps its data: (dialect, SQLite path or PostgreSQL URL)."""
+    if request.param == "sqlite":
+        return "sqlite", str(tmp_path / "bot.sqlite3")
+    return "postgresql", request.getfixturevalue("fresh_postgres_url")
+
+
+async def open_backend(backend: tuple[str, str]) -> Database:
+    """Open the database a :func:`backend` names (not migrated)."""
+    dialect, where = backend
+    return await SQLiteDatabase.open(where) if dialect == "sqlite" else await open_postgres(where)
+
+
+@pytest.fixture
+async def database(backend: tuple[str, str]) -> AsyncIterator[Database]:
+    """An empty database on each backend (not migrated)."""
+    db = await open_backend(backend)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+async def migrated(backend: tuple[str, str]) -> AsyncIterator[Database]:
+    """A database on each backend with every migration applied."""
+    db = await open_backend(backend)
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, InsufficientCredits
-from bot.db import Database
+from bot.db import Database, SQLiteDatabase
 from bot.hypereal import HyperealClient, ServerError
 from bot.paid import (
     Bill,
@@ -31,7 +31,7 @@ ME = Requester(guild_id=1, user_id=2, role_ids=(3,), channel_id=10)
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await Database.open(tmp_path / "bot.sqlite3") as database:
+    async with await SQLiteDatabase.open(tmp_path / "bot.sqlite3") as database:
         await database.migrate()
         yield database
 

@@ -14,12 +14,11 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.db import Database
+from bot.db import Database, Row
 
 OPEN_STATES = ("submitting", "pending")
 TERMINAL_STATES = ("completed", "failed", "cancelled", "delivered")
@@ -104,7 +103,7 @@ class NewJob:
     upload_limit: int | None = None
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: Row) -> Job:
     return Job(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -247,8 +246,8 @@ class JobStore:
         counted = 1 if polled and scheduled else 0
         await self.db.execute(
             "UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + ?,"
-            " last_polled_at = CASE WHEN ? THEN ? ELSE last_polled_at END,"
-            " confirm_requested = CASE WHEN ? THEN 0 ELSE confirm_requested END"
+            " last_polled_at = CASE WHEN ? = 1 THEN ? ELSE last_polled_at END,"
+            " confirm_requested = CASE WHEN ? = 1 THEN 0 ELSE confirm_requested END"
             " WHERE id = ? AND state IN (?, ?, ?)",
             (at, counted, int(polled), self.clock(), int(polled), job_id, *OPEN_STATES, "completed"),
         )
@@ -361,8 +360,8 @@ class JobStore:
     async def for_user(self, guild_id: int | None, user_id: int, limit: int = 10) -> list[Job]:
         """A member's jobs on a server, open ones first, then the most recent."""
         rows = await self.db.fetch_all(
-            "SELECT * FROM jobs WHERE user_id = ? AND guild_id IS ? "
-            "ORDER BY state IN ('submitting', 'pending') DESC, created_at DESC LIMIT ?",
-            (user_id, guild_id, limit),
+            "SELECT * FROM jobs WHERE user_id = ? AND COALESCE(guild_id, 0) = ? "
+            "ORDER BY CASE WHEN state IN ('submitting', 'pending') THEN 0 ELSE 1 END, created_at DESC LIMIT ?",
+            (user_id, guild_id or 0, limit),  # a DM job has no guild: 0 stands for it on both backends
         )
         return [_job(row) for row in rows]

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from bot.chat.conversations import ConversationStore
-from bot.db import Database
+from bot.db import SQLiteDatabase
 
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[ConversationStore]:
-    async with await Database.open(tmp_path / "bot.sqlite3") as db:
+    async with await SQLiteDatabase.open(tmp_path / "bot.sqlite3") as db:
         await db.migrate()
         yield ConversationStore(db, clock=lambda: 1_700_000_000)
 

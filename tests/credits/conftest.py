@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.credits import CreditLedger
-from bot.db import Database
+from bot.db import Database, SQLiteDatabase
 
 # Wednesday 2026-11-18 12:00:00 UTC
 NOON = 1_795_003_200
@@ -31,7 +31,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await Database.open(tmp_path / "bot.sqlite3") as database:
+    async with await SQLiteDatabase.open(tmp_path / "bot.sqlite3") as database:
         await database.migrate()
         yield database
 

@@ -14,7 +14,7 @@ import pytest
 
 from bot.app import build_services
 from bot.catalog import Catalog
-from bot.db import Database
+from bot.db import Database, SQLiteDatabase
 from bot.download import AllowList, DownloadedFile, SafeDownloader
 from bot.hypereal import HyperealClient
 from bot.jobs import JobService, JobTiming, JobUnconfirmed, Receipt
@@ -81,7 +81,7 @@ async def make_harness(sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterato
     opened: list[tuple[Database, JobService, SafeDownloader, aiohttp.ClientSession]] = []
 
     async def make(*, public_url: str | None = None, timeout: float = 10.0, **timing: float) -> Harness:
-        db = await Database.open(tmp_path / f"jobs{len(opened)}.sqlite3")
+        db = await SQLiteDatabase.open(tmp_path / f"jobs{len(opened)}.sqlite3")
         await db.migrate()
         http = aiohttp.ClientSession()
         settings = Settings(_env_file=None, discord_token="x", hypereal_api_key=HYPEREAL_KEY)  # type: ignore[call-arg]
