@@ -116,7 +116,7 @@ class HyperealTree(app_commands.CommandTree["HyperealBot"]):
         await self.error_handler(interaction, error)
 
 
-class HyperealBot(commands.Bot):
+class HyperealBot(commands.AutoShardedBot):
     """The gateway client. It holds the services; cogs reach them as ``bot.services``."""
 
     def __init__(
@@ -146,9 +146,13 @@ class HyperealBot(commands.Bot):
             chunk_guilds_at_startup=False,
             allowed_mentions=discord.AllowedMentions.none(),
             http_trace=rate_limit_trace(services.metrics),
+            # Unset: the count Discord recommends (needed past 2,500 servers); SHARD_IDS splits them over processes.
+            shard_count=settings.shard_count,
+            shard_ids=settings.shard_ids,
             **options,
         )
         self.services = services
+        self._shard_launches: set[asyncio.Future[None]] = set()  # see launch_shard
         self.web = web
         self.tree.error_handler = on_error  # type: ignore[attr-defined]
         self._on_setup = tuple(on_setup)
@@ -282,8 +286,41 @@ class HyperealBot(commands.Bot):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def gateway_connected(self) -> bool:
-        """True while the websocket is open and READY has been received."""
-        return self.ws is not None and not self.is_closed() and self.is_ready()
+        """True while every shard of this process is connected and READY has been received."""
+        shards = self.shards
+        return (
+            bool(shards)
+            and not self.is_closed()
+            and self.is_ready()
+            and not any(s.is_closed() for s in shards.values())
+        )
+
+    async def launch_shards(self) -> None:
+        """As discord.py, but the gateway is always ``DISCORD_GATEWAY_URL`` (a proxy, or the test fake).
+
+        With ``SHARD_COUNT`` unset discord.py asks ``GET /gateway/bot`` for the count and would also take
+        Discord's gateway address from that answer; only the count is taken here.
+        """
+        if self.shard_count is None:
+            self.shard_count, _url, _limits = await self.http.get_bot_gateway()
+            log.info("sharding as Discord recommends shards=%s", self.shard_count)
+        await super().launch_shards()
+
+    async def launch_shard(self, gateway: Any, shard_id: int, *, initial: bool = False) -> None:
+        """As discord.py, but a retry that ``close()`` can stop.
+
+        discord.py retries a refused shard every 5 s forever, even after ``close()``, so SIGTERM
+        during a gateway outage would never finish: ``close()`` cancels these attempts.
+        """
+        attempt = asyncio.ensure_future(super().launch_shard(gateway, shard_id, initial=initial))
+        self._shard_launches.add(attempt)
+        try:
+            await attempt
+        except asyncio.CancelledError:
+            if not self.is_closed():
+                raise
+        finally:
+            self._shard_launches.discard(attempt)
 
     async def close(self) -> None:
         """Let running handlers finish, close the gateway, then the web server.
@@ -293,6 +330,8 @@ class HyperealBot(commands.Bot):
         self._stopping.set()
         await self._drain_handlers(SHUTDOWN_GRACE_SECONDS)
         await super().close()
+        for attempt in list(self._shard_launches):
+            attempt.cancel()
         await self.web.close()
 
     async def _drain_handlers(self, grace: float) -> None:

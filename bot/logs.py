@@ -68,7 +68,7 @@ class ReconnectNotice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.exc_info or record.exc_info[1] is None:
             return True
-        if not str(record.msg).startswith("Attempting a reconnect in"):
+        if not str(record.msg).startswith(("Attempting a reconnect in", "Failed to connect for shard_id")):
             return True
         reason = unreachable_reason(record.exc_info[1])
         record.msg = "cannot reach the Discord gateway at %s (%s): trying again with backoff"
@@ -122,5 +122,6 @@ def configure_logging(
     client_log.addFilter(VoiceNoticeFilter())
     if gateway_url is not None:
         client_log.addFilter(ReconnectNotice(gateway_url))
+        logging.getLogger("discord.shard").addFilter(ReconnectNotice(gateway_url))  # the sharded client's retries
     for noisy in ("discord.gateway", "discord.http", "discord.client", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     discord_dev_guild_id: int | None = None
     owner_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     message_content_intent: bool = False
+    # Sharding: unset = the count Discord recommends (GET /gateway/bot); SHARD_IDS = the shards this process runs.
+    shard_count: int | None = Field(default=None, ge=1, le=16384)
+    shard_ids: Annotated[list[int] | None, NoDecode] = None
 
     # Hypereal
     hypereal_api_key: SecretStr | None = None
@@ -70,6 +73,8 @@ class Settings(BaseSettings):
 
     # Storage and web server
     database_path: Path = DEFAULT_DATABASE_PATH
+    # Unset: SQLite at DATABASE_PATH. postgresql://user:pass@host:port/db (or postgres://): PostgreSQL.
+    database_url: SecretStr | None = None
     web_host: str = "0.0.0.0"  # noqa: S104 - the health check and webhooks must be reachable from outside the container
     web_port: int = Field(default=8080, ge=0, le=65535)
     public_url: AnyHttpUrl | None = None
@@ -97,6 +102,13 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object) -> object:
+        if _blank(value):
+            return None
+        return _split_csv(value)
+
     @field_validator("owner_ids", "output_hosts", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -113,6 +125,8 @@ class Settings(BaseSettings):
         "hypereal_api_key",
         "job_submit_grace_seconds",
         "metrics_token",
+        "shard_count",
+        "database_url",
         mode="before",
     )
     @classmethod
@@ -127,6 +141,26 @@ class Settings(BaseSettings):
         if _blank(value):
             raise PydanticCustomError("missing", "Field required")
         return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _shards_consistent(self) -> Settings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError(
+                "SHARD_IDS needs SHARD_COUNT: set SHARD_COUNT to the total number of shards in .env or the environment"
+            )
+        wrong = sorted({i for i in self.shard_ids if not 0 <= i < self.shard_count})
+        if wrong:
+            raise ValueError(
+                f"SHARD_IDS has {', '.join(map(str, wrong))}, outside 0..{self.shard_count - 1} for SHARD_COUNT="
+                f"{self.shard_count}: fix SHARD_IDS in .env or the environment"
+            )
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("SHARD_IDS lists a shard twice: fix SHARD_IDS in .env or the environment")
+        if not self.shard_ids:
+            raise ValueError("SHARD_IDS is empty: list the shards this process runs, or leave it unset for all")
+        return self
 
     @model_validator(mode="after")
     def _key_required_without_sandbox(self) -> Settings:

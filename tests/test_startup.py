@@ -64,6 +64,11 @@ class DiscordStub:
                 self.identified.set()
         return ws
 
+    async def gateway_bot(self, request: web.Request) -> web.Response:
+        """The recommended shard count (the bot shards automatically when SHARD_COUNT is unset)."""
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return self._json({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1, "session_start_limit": limit})
+
     async def sync(self, request: web.Request) -> web.Response:
         commands = await request.json()
         return self._json([{"description": "", **command, "id": str(2000 + n), "application_id": "1000", "version": "1"}
@@ -80,6 +85,7 @@ async def stub() -> AsyncIterator[DiscordStub]:
     app.router.add_get("/api/v10/users/@me", stub.me)
     app.router.add_get("/api/v10/oauth2/applications/@me", stub.app_info)
     app.router.add_get("/gateway", stub.gateway)
+    app.router.add_get("/api/v10/gateway/bot", stub.gateway_bot)
     app.router.add_put("/api/v10/applications/1000/commands", stub.sync)
     app.router.add_route("*", "/{tail:.*}", stub.anything)
     runner = web.AppRunner(app)
