@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 import json
+import math
 import re
 import time
 from collections import deque
@@ -37,6 +39,16 @@ from tests.fakediscord.state import (
 EDIT_LIMIT = 5  # message edits (and sends) per channel...
 EDIT_WINDOW = 5.0  # ...per this many seconds
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+GUILDS_PER_SHARD = 1000  # GET /gateway/bot recommends one shard per this many guilds (as Discord does)
+MAX_GUILDS_PER_SESSION = 2500  # a session serving more is closed with 4011 "Sharding required"
+# Filler guild ids are snowflakes whose timestamp part counts up from here (mid-2018), one ms per guild,
+# so ``(guild_id >> 22) % shard_count`` goes round-robin over the shards for any count.
+FILLER_TIMESTAMP_MS = 119_000_000_000
+
+
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard that serves ``guild_id`` when the bot runs ``shard_count`` shards (Discord's formula)."""
+    return (guild_id >> 22) % shard_count
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -97,6 +109,26 @@ class InteractionHandle:
         return [c["type"] for c in self.callbacks]
 
 
+@dataclass
+class GatewaySession:
+    """One gateway websocket: the shard it identified as, and its own sequence numbers."""
+
+    ws: web.WebSocketResponse
+    number: int
+    shard_id: int = 0
+    shard_count: int = 1
+    identified: bool = False
+    identified_at: float = 0.0  # time.monotonic() of IDENTIFY (tests check identify pacing with it)
+    guild_ids: list[int] = field(default_factory=list)
+    seq: int = 0
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Whether events of ``guild_id`` reach this session (no guild, as DMs: shard 0 only)."""
+        if guild_id is None:
+            return self.shard_id == 0
+        return shard_of(guild_id, self.shard_count) == self.shard_id
+
+
 class RateLimiter:
     """Discord-like per-channel limits on message sends and edits."""
 
@@ -155,6 +187,7 @@ class FakeDiscord:
         ratelimit_window: float = EDIT_WINDOW,
         extra_guilds: int = 0,
         gateway_close_code: int | None = None,
+        max_concurrency: int = 1,
     ) -> None:
         self.token = token
         # Close every gateway session with this code on IDENTIFY (4004 bad token, 4013/4014 intents, 4011 shards…).
@@ -170,24 +203,17 @@ class FakeDiscord:
         self.uploads: dict[str, StoredFile] = {}
         self.rate_limited: list[Call] = []
         self.guilds = self._build_guilds()
-        # Filler servers (one channel, the bot and one member each) for footprint benchmarks.
-        for n in range(extra_guilds):
-            guild_id = 500_000_000_000_000_000 + 2 * n
-            self.guilds[guild_id] = Guild(
-                id=guild_id,
-                name=f"Server {n}",
-                owner_id=self.MEMBER.id,
-                roles=[Role(guild_id, "@everyone", BASIC, position=0)],
-                channels=[Channel(guild_id + 1, "general", guild_id=guild_id)],
-                members={self.MEMBER.id: (self.MEMBER, ()), self.BOT.id: (self.BOT, ())},
-            )
         self.channels: dict[int, Channel] = {c.id: c for g in self.guilds.values() for c in g.channels}
+        self.add_filler_guilds(extra_guilds)
+        # Reported in GET /gateway/bot's session_start_limit; discord.py's default hook identifies 1 per 5 s.
+        self.max_concurrency = max_concurrency
         self.port = 0
         self._runner: web.AppRunner | None = None
-        self._sockets: list[web.WebSocketResponse] = []
-        self._seq = 0
+        self._sessions: list[GatewaySession] = []
+        self._session_numbers = itertools.count(1)
         self._ready = asyncio.Event()
         self.identify_count = 0  # gateway sessions identified so far (a restarted bot identifies again)
+        self.identified: list[GatewaySession] = []  # every session that identified, in order (closed ones too)
         self._synced_event = asyncio.Event()
         self._changed = asyncio.Event()
         self._nonces: dict[tuple[int, str], int] = {}
@@ -231,6 +257,46 @@ class FakeDiscord:
         )
         return {main.id: main, other.id: other}
 
+    def add_filler_guilds(self, count: int) -> list[int]:
+        """Add ``count`` servers (one channel, the bot and one member each); returns their ids.
+
+        Their ids are snowflakes with consecutive timestamps, so they spread evenly over the shards
+        of any shard count (``(id >> 22) % count`` goes round-robin). Each channel id is its guild's id + 1.
+        Add them before the bot connects: a connected session is not sent GUILD_CREATE for them.
+        """
+        start = len(self.guilds)
+        added = []
+        for n in range(start, start + count):
+            guild_id = (FILLER_TIMESTAMP_MS + n) << 22
+            self.guilds[guild_id] = Guild(
+                id=guild_id,
+                name=f"Server {n}",
+                owner_id=self.MEMBER.id,
+                roles=[Role(guild_id, "@everyone", BASIC, position=0)],
+                channels=[Channel(guild_id + 1, "general", guild_id=guild_id)],
+                members={self.MEMBER.id: (self.MEMBER, ()), self.BOT.id: (self.BOT, ())},
+            )
+            self.channels[guild_id + 1] = self.guilds[guild_id].channels[0]
+            added.append(guild_id)
+        return added
+
+    def recommended_shards(self) -> int:
+        """What GET /gateway/bot answers: one shard per 1,000 guilds, at least one."""
+        return max(1, math.ceil(len(self.guilds) / GUILDS_PER_SHARD))
+
+    def guilds_on_shard(self, shard_id: int, shard_count: int) -> list[int]:
+        """The ids of the guilds shard ``shard_id`` of ``shard_count`` serves."""
+        return [g for g in self.guilds if shard_of(g, shard_count) == shard_id]
+
+    def guild_on_shard(self, shard_id: int, shard_count: int) -> Guild:
+        """A guild served by that shard (a filler guild is added when none is): for tests across shards."""
+        for guild_id in self.guilds_on_shard(shard_id, shard_count):
+            return self.guilds[guild_id]
+        while True:
+            (guild_id,) = self.add_filler_guilds(1)
+            if shard_of(guild_id, shard_count) == shard_id:
+                return self.guilds[guild_id]
+
     @property
     def base_url(self) -> str:
         """http://127.0.0.1:<port>."""
@@ -262,9 +328,9 @@ class FakeDiscord:
 
     async def close(self) -> None:
         """Close every gateway session and the server."""
-        for ws in list(self._sockets):
+        for session in list(self._sessions):
             with contextlib.suppress(Exception):
-                await ws.close()
+                await session.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -295,11 +361,21 @@ class FakeDiscord:
     @property
     def connected_sessions(self) -> int:
         """Gateway websockets open right now (a killed bot's socket closes with its process)."""
-        return len(self._sockets)
+        return len(self._sessions)
+
+    @property
+    def shards_connected(self) -> list[tuple[int, int]]:
+        """``(shard_id, shard_count)`` of every open, identified session, sorted."""
+        return sorted((s.shard_id, s.shard_count) for s in self._sessions if s.identified)
 
     async def wait_for_ready(self, timeout: float = 10.0) -> None:
-        """Until the bot identified and got READY and its guilds."""
+        """Until the bot identified and got READY and its guilds (the first session, with several shards)."""
         await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def wait_for_shards(self, shard_count: int, timeout: float = 30.0) -> None:
+        """Until every shard of ``shard_count`` has an open, identified session (over any number of processes)."""
+        wanted = [(n, shard_count) for n in range(shard_count)]
+        await self.wait_for(lambda: sorted(set(self.shards_connected)) == wanted, timeout)
 
     async def wait_for_commands(self, timeout: float = 10.0) -> None:
         """Until the bot synced its commands (to a guild or globally)."""
@@ -314,7 +390,9 @@ class FakeDiscord:
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None, max_msg_size=0)
         await ws.prepare(request)
-        self._sockets.append(ws)
+        session = GatewaySession(ws, next(self._session_numbers))
+        self._sessions.append(session)
+        self._notify()
         await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
         try:
             async for message in ws:
@@ -323,15 +401,17 @@ class FakeDiscord:
                 if op == 1:
                     await ws.send_str(json.dumps({"op": 11, "d": None, "s": None, "t": None}))
                 elif op == 2:
-                    await self._identify(ws, payload["d"])
+                    await self._identify(session, payload["d"])
                 elif op == 6:
                     await ws.send_str(json.dumps({"op": 9, "d": False, "s": None, "t": None}))
         finally:
             with contextlib.suppress(ValueError):
-                self._sockets.remove(ws)
+                self._sessions.remove(session)
+            self._notify()
         return ws
 
-    async def _identify(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
+    async def _identify(self, session: GatewaySession, data: dict[str, Any]) -> None:
+        ws = session.ws
         if data.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
@@ -339,33 +419,59 @@ class FakeDiscord:
             self.identify_count += 1
             await ws.close(code=self.gateway_close_code, message=b"Closed by the test.")
             return
+        shard = data.get("shard") or [0, 1]
+        try:
+            shard_id, shard_count = int(shard[0]), int(shard[1])
+        except (TypeError, ValueError, IndexError):
+            shard_id, shard_count = -1, 0
+        if shard_count < 1 or not 0 <= shard_id < shard_count:
+            await ws.close(code=4010, message=b"Invalid shard.")
+            return
+        guild_ids = self.guilds_on_shard(shard_id, shard_count)
+        if len(guild_ids) > MAX_GUILDS_PER_SESSION:
+            # Discord: a session (unsharded, or too few shards) may serve at most 2,500 guilds.
+            await ws.close(code=4011, message=b"Sharding required.")
+            return
+        session.shard_id, session.shard_count, session.guild_ids = shard_id, shard_count, guild_ids
+        session.identified_at = time.monotonic()
         ready = {
             "v": 10,
             "user": {**self.BOT.payload(), "verified": True, "mfa_enabled": False, "flags": 0},
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
-            "session_id": "fake-session",
-            "shard": list(data.get("shard") or [0, 1]),  # as Discord: echoes IDENTIFY's [shard_id, shard_count]
+            "guilds": [{"id": str(g), "unavailable": True} for g in guild_ids],
+            "session_id": f"fake-session-{session.number}",
+            "shard": [shard_id, shard_count],  # as Discord: echoes IDENTIFY's [shard_id, shard_count]
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.APPLICATION_ID), "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
-        await self._send(ws, "READY", ready)
-        for guild in self.guilds.values():
-            await self._send(ws, "GUILD_CREATE", guild.payload())
+        await self._send(session, "READY", ready)
+        for guild_id in guild_ids:
+            await self._send(session, "GUILD_CREATE", self.guilds[guild_id].payload())
+        session.identified = True
+        self.identified.append(session)
         self.identify_count += 1
         self._ready.set()
+        self._notify()
 
-    async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
-        self._seq += 1
-        await ws.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+    async def _send(self, session: GatewaySession, event: str, data: dict[str, Any]) -> None:
+        session.seq += 1  # sequence numbers are per session, as on Discord
+        await session.ws.send_str(json.dumps({"op": 0, "t": event, "s": session.seq, "d": data}))
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a DISPATCH to every connected session."""
-        if not self._sockets:
-            raise RuntimeError("no gateway session: is the bot connected?")
-        for ws in list(self._sockets):
-            await self._send(ws, event, data)
+        """Send a DISPATCH to the session(s) of the shard serving its guild (``data["guild_id"]``).
+
+        Events without a guild (DMs, and interactions in DMs) go to shard 0 only, as on Discord.
+        """
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+        targets = [s for s in self._sessions if s.identified and s.serves(guild_id)]
+        if not targets:
+            where = f"guild {guild_id}" if guild_id is not None else "DMs (shard 0)"
+            raise RuntimeError(
+                f"no gateway session serves {where} (connected shards: {self.shards_connected}): is the bot connected?"
+            )
+        for session in targets:
+            await self._send(session, event, data)
 
     # ── playing users ────────────────────────────────────────────────────────
 
@@ -753,9 +859,10 @@ class FakeDiscord:
         })  # fmt: skip
 
     async def _r_get_gateway_bot(self, groups: dict, body: Any, files: list) -> web.Response:
-        return _json({"url": self.gateway_url, "shards": 1,
-                      "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0,
-                                              "max_concurrency": 1}})  # fmt: skip
+        return _json({"url": self.gateway_url, "shards": self.recommended_shards(),
+                      "session_start_limit": {"total": 1000, "remaining": max(0, 1000 - self.identify_count),
+                                              "reset_after": 86_400_000 if self.identify_count else 0,
+                                              "max_concurrency": self.max_concurrency}})  # fmt: skip
 
     async def _r_get_gateway(self, groups: dict, body: Any, files: list) -> web.Response:
         return _json({"url": self.gateway_url})
