@@ -41,6 +41,7 @@ from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.paid import PaidRequests
+from bot.processes import ProcessRegistry
 from bot.redact import Redactor
 from bot.services import Services
 from bot.settings import Settings
@@ -75,8 +76,14 @@ def build_services(
     """Wire the domain services on top of the infrastructure (constructor injection, no globals)."""
     metrics = hypereal.metrics  # one registry per app: the one the Hypereal client already reports to
     redactor = Redactor(settings_secrets(settings))
+    processes = ProcessRegistry(db, clock)
     ledger = CreditLedger(
-        db, clock, default_allowance=settings.default_allowance, default_period=settings.default_period, metrics=metrics
+        db,
+        clock,
+        default_allowance=settings.default_allowance,
+        default_period=settings.default_period,
+        metrics=metrics,
+        owner=processes.owner,
     )
     channels = ChannelPolicy(db)
     guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold)
@@ -98,7 +105,7 @@ def build_services(
         hypereal=hypereal, catalog=catalog, paid=paid, downloader=downloader, db=db, clock=clock, metrics=metrics
     )
     jobs = JobService(
-        store=JobStore(db, clock),
+        store=JobStore(db, clock, owner=processes.owner),
         hypereal=hypereal,
         paid=paid,
         catalog=catalog,
@@ -112,6 +119,7 @@ def build_services(
             submit_grace=settings.job_submit_grace_seconds,
         ),
         metrics=metrics,
+        processes=processes,
     )
     return Services(
         settings=settings,
@@ -186,6 +194,11 @@ class BotApp:
         )
         self.services = build_services(settings, db, http, hypereal, catalog, downloader, self.clock)
         self._stack.push_async_callback(self.services.attachments.close)
+        processes = self.services.jobs.processes
+        assert processes is not None
+        await processes.register()  # before recovery: what this process holds from now on is not an orphan
+        processes.start()
+        self._stack.push_async_callback(processes.stop)
         await self.services.jobs.recover()  # before any command can reserve anything
         web = WebServer(
             create_web_app(

@@ -79,10 +79,12 @@ class ProcessRegistry:
         with contextlib.suppress(Exception):
             await self.db.execute("DELETE FROM processes WHERE owner = ?", (self.owner,))
 
-    def live_owners_sql(self) -> str:
-        """A subquery of the owners alive now (one ``?``: the oldest heartbeat that still counts)."""
-        return "SELECT owner FROM processes WHERE heartbeat_at >= ?"
-
-    def alive_since(self) -> float:
-        """The parameter for :meth:`live_owners_sql`."""
-        return self.clock() - HEARTBEAT_TTL_SECONDS
+    async def live_owners(self) -> set[str]:
+        """The owners whose work must not be taken over: this process, and on a shared database every
+        process whose heartbeat is fresh. (SQLite admits one live process per file, so there it is this one.)"""
+        if not self.db.shared:
+            return {self.owner}
+        rows = await self.db.fetch_all(
+            "SELECT owner FROM processes WHERE heartbeat_at >= ?", (self.clock() - HEARTBEAT_TTL_SECONDS,)
+        )
+        return {row["owner"] for row in rows} | {self.owner}

@@ -111,6 +111,7 @@ class CreditLedger:
         default_allowance: int,
         default_period: str,
         metrics: Metrics | None = None,
+        owner: str | None = None,
     ) -> None:
         if default_period not in PERIODS:
             raise ValueError(f"default_period must be one of {PERIODS}")
@@ -119,6 +120,7 @@ class CreditLedger:
         self.default_allowance = default_allowance
         self.default_period = default_period
         self.metrics = metrics or Metrics()
+        self.owner = owner  # the process that holds the reservations it makes (bot.processes)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -299,7 +301,8 @@ class CreditLedger:
             now = self._now()
             await tx.execute(
                 "INSERT INTO reservations (key, guild_id, user_id, channel_id, category, model, estimate, state,"
-                " period_start, created_at, user_name, channel_name) VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?)",
+                " period_start, created_at, user_name, channel_name, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?, ?)",
                 (
                     key,
                     guild_id,
@@ -312,6 +315,7 @@ class CreditLedger:
                     now,
                     (user_name or "")[:100] or None,
                     (channel_name or "")[:100] or None,
+                    self.owner,
                 ),
             )
             await self._append(
@@ -383,10 +387,13 @@ class CreditLedger:
         row = await self.db.fetch_one("SELECT * FROM reservations WHERE key = ?", (key,))
         return None if row is None else _reservation(row)
 
-    async def held_keys(self) -> list[str]:
-        """Every reservation still held, on any server (start-up looks for ones a crash orphaned)."""
-        rows = await self.db.fetch_all("SELECT key FROM reservations WHERE state = 'held' ORDER BY created_at")
-        return [row["key"] for row in rows]
+    async def held_keys(self, *, except_owners: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Every reservation still held, on any server, except those of live processes (``except_owners``).
+
+        Recovery looks here for reservations a crash orphaned; a live neighbour's are not orphans.
+        """
+        rows = await self.db.fetch_all("SELECT key, owner FROM reservations WHERE state = 'held' ORDER BY created_at")
+        return [row["key"] for row in rows if row["owner"] is None or row["owner"] not in except_owners]
 
     async def open_reservations(self, guild_id: int, user_id: int) -> list[Reservation]:
         """A member's reservations still waiting for Hypereal, oldest first."""
