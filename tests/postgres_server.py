@@ -313,7 +313,12 @@ def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     report = request.config.stash[REPORT_KEY]
     external = os.environ.get("TEST_DATABASE_URL")
     if external:
-        server = PostgresServer(url=external, owned=False, version=_check_server(external))
+        try:
+            version = _check_server(external)
+        except PostgresUnavailable as error:
+            # pytrace=False: a traceback would print the URL argument, password and all.
+            pytest.fail(str(error), pytrace=False)
+        server = PostgresServer(url=external, owned=False, version=version)
         report.server = server
         yield server
         return
@@ -324,6 +329,10 @@ def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     try:
         local.start()
         version = _check_server(local.url)
+    except PostgresUnavailable as error:
+        # The programs are here but the server would not run: that is broken, not absent — fail, do not skip.
+        local.stop()
+        pytest.fail(f"cannot start the test PostgreSQL: {error}", pytrace=False)
     except BaseException:
         local.stop()
         raise
@@ -363,6 +372,7 @@ class PostgresReport:
         self.failed = 0
         self.skipped_no_server = 0
 
+    @pytest.hookimpl(tryfirst=True)  # before -m deselects: ``-m postgres`` / ``-m "not postgres"`` must see the marker
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             if _uses_postgres(item):
