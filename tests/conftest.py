@@ -17,7 +17,8 @@ from bot.sandbox import SandboxProvider
 from bot.settings import Settings
 from tests.fakediscord import FakeDiscord
 
-pytest_plugins = ["tests.fakediscord.netguard"]
+# tests.postgres_server: the postgres_server / fresh_postgres_url fixtures, the postgres marker and its summary line.
+pytest_plugins = ["tests.fakediscord.netguard", "tests.postgres_server"]
 
 HYPEREAL_KEY = "ck_test_0123456789abcdef"
 OWNER_ID = FakeDiscord.ADMIN.id
