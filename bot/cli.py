@@ -45,8 +45,8 @@ from bot.startup import EXIT_CONFIG, EXIT_OK, LOGIN_REJECTED, unreachable_reason
 
 EXIT_CHECK_FAILED = 1
 USAGE = (
-    "usage: python -m bot [check | backup PATH | migrate-to-postgres --from SQLITE_FILE --to POSTGRESQL_URL]"
-    "   (no argument: run the bot)"
+    "usage: python -m bot [check | backup PATH]   (no argument: run the bot)\n"
+    "       python -m bot migrate-to-postgres --from SQLITE_FILE --to POSTGRESQL_URL"
 )
 # A job id Hypereal cannot have issued: polling it is free, starts nothing, and tells a good key from a bad one.
 PROBE_JOB_ID = "bot-check-no-such-job"
