@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
 import socket
 import sys
 import time
@@ -17,6 +18,7 @@ from bot.chat.conversations import ConversationStore
 from bot.credits import CreditLedger
 from bot.db import Database, ProcessLock, SQLiteDatabase, discover_migrations, latest_version, open_postgres
 from bot.jobs.store import JobStore, NewJob
+from tests.fakediscord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent
 GUILDS = (111, 222, 333)
@@ -255,3 +257,119 @@ async def test_missing_arguments_print_the_usage(tmp_path: Path) -> None:
     code, _, err = await _migrate_command("--from", "x.sqlite3", cwd=tmp_path)
     assert code == 2
     assert "migrate-to-postgres --from SQLITE_FILE --to POSTGRESQL_URL" in err
+
+
+# ── the bot itself on the copy ───────────────────────────────────────────────
+
+
+async def _start_bot(fake: FakeDiscord, tmp_path: Path, **extra_env: str) -> asyncio.subprocess.Process:
+    """``python -m bot`` against the fakes; its log goes to ``tmp_path/bot-<pid>.log`` (read it with :func:`_log`)."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "DISCORD_TOKEN": fake.token,
+        "DISCORD_API_BASE": fake.api_base,
+        "DISCORD_GATEWAY_URL": fake.gateway_url,
+        "DISCORD_DEV_GUILD_ID": str(fake.GUILD_ID),
+        "HYPEREAL_SANDBOX": "1",
+        "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": "0",
+        **extra_env,
+    }
+    log = (tmp_path / f"bot-{len(list(tmp_path.glob('bot-*.log')))}.log").open("wb")
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    finally:
+        log.close()
+
+
+def _logs(tmp_path: Path) -> str:
+    return "\n".join(
+        f"── {path.name}\n{path.read_text(errors='replace')}" for path in sorted(tmp_path.glob("bot-*.log"))
+    )
+
+
+async def _stop(process: asyncio.subprocess.Process) -> int:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(process.wait(), timeout=15)
+
+
+async def test_the_bot_carries_on_from_the_copy_on_postgresql(
+    fake_discord: FakeDiscord, tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    fake = fake_discord
+    process = await _start_bot(fake, tmp_path)
+    try:
+        await fake.wait_for_ready(timeout=30)
+        first = await fake.response(await fake.invoke("image", prompt="a lighthouse"), timeout=30)
+        await fake.wait_for(lambda: first.latest_files, timeout=30)
+    finally:
+        assert await _stop(process) == 0
+    async with await SQLiteDatabase.open_readonly(tmp_path / "bot.sqlite3") as sqlite:
+        balance = int(
+            await sqlite.fetch_value("SELECT balance FROM guild_budgets WHERE guild_id = ?", (fake.GUILD_ID,))
+        )
+    assert balance < 1000  # the image was paid for on SQLite
+
+    code, out, err = await _migrate_command("--from", "bot.sqlite3", "--to", fresh_postgres_url, cwd=tmp_path)
+    assert code == 0, out + err
+
+    # On PostgreSQL now (the SQLite file is moved away: the bot must not be reading it).
+    (tmp_path / "bot.sqlite3").rename(tmp_path / "old.sqlite3")
+    process = await _start_bot(fake, tmp_path, DATABASE_URL=fresh_postgres_url)
+    try:
+        await fake.wait_for(lambda: fake.identify_count == 2 and fake.connected_sessions == 1, timeout=30)
+        credits = await fake.response(await fake.invoke("credits"), timeout=30)
+        assert f"**{balance}** of 1000 credits left" in credits.embeds[0]["fields"][0]["value"]
+        # The copied generation still backs its buttons: Reroll makes a new image and pays for it.
+        again = await fake.response(await fake.click(first, first.custom_ids()[0], user=fake.MEMBER), timeout=30)
+        await fake.wait_for(lambda: again.latest_files, timeout=30)
+        assert again.embeds[0]["title"] == "🎨 a lighthouse"
+    finally:
+        assert await _stop(process) == 0
+    assert not (tmp_path / "bot.sqlite3").exists()
+    async with await open_postgres(fresh_postgres_url) as pg:
+        ledger = _ledger(pg)
+        assert await ledger.balance(fake.GUILD_ID) < balance
+        assert await ledger.check_invariants() == []
+
+
+async def test_the_worked_example_two_processes_one_shard_each_on_the_copy(
+    fake_discord: FakeDiscord, tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    """README's example: the SQLite bot's servers, copied, then served by SHARD_IDS=0 and 1 of SHARD_COUNT=2."""
+    fake = fake_discord
+    guilds = [fake.guild_on_shard(shard, 2) for shard in (0, 1)]
+    channels = [guild.channels[0].id for guild in guilds]
+    one = await _start_bot(fake, tmp_path, DISCORD_DEV_GUILD_ID="")
+    try:
+        await fake.wait_for_ready(timeout=30)
+        await fake.wait_for_commands(timeout=30)
+        for channel in channels:
+            image = await fake.response(await fake.invoke("image", prompt="a harbour", channel_id=channel), timeout=30)
+            await fake.wait_for(lambda image=image: image.latest_files, timeout=30)
+    finally:
+        assert await _stop(one) == 0
+    async with await SQLiteDatabase.open_readonly(tmp_path / "bot.sqlite3") as sqlite:
+        balances = [await _ledger(sqlite).balance(guild.id) for guild in guilds]
+    assert all(balance < 1000 for balance in balances)
+
+    code, out, err = await _migrate_command("--from", "bot.sqlite3", "--to", fresh_postgres_url, cwd=tmp_path)
+    assert code == 0, out + err
+
+    shared = {"DATABASE_URL": fresh_postgres_url, "SHARD_COUNT": "2", "DISCORD_DEV_GUILD_ID": ""}
+    processes = [await _start_bot(fake, tmp_path, SHARD_IDS=str(shard), **shared) for shard in (0, 1)]
+    try:
+        await fake.wait_for_shards(2, timeout=60)
+        for channel, balance in zip(channels, balances, strict=True):
+            credits = await fake.response(await fake.invoke("credits", channel_id=channel), timeout=30)
+            assert f"**{balance}** of 1000 credits left" in credits.embeds[0]["fields"][0]["value"]
+    finally:
+        assert [await _stop(process) for process in processes] == [0, 0], _logs(tmp_path)
+    async with await open_postgres(fresh_postgres_url) as pg:
+        assert await _ledger(pg).check_invariants() == []
