@@ -21,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._rows import emit, ratio, verdict
 from bot.credits import CreditLedger
-from bot.db import Database, discover_migrations
+from bot.db import SQLiteDatabase, discover_migrations
 
 GUILD = 1
 
 
 async def ours(path: Path, pairs: int, concurrency: int) -> tuple[float, list[str]]:
-    async with await Database.open(path) as db:
+    async with await SQLiteDatabase.open(path) as db:
         await db.migrate()
         ledger = CreditLedger(db, time.time, default_allowance=10 * pairs, default_period="month")
         await ledger.budget(GUILD)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._rows import emit, ratio
 from bot.app import build_services
 from bot.catalog import Catalog
-from bot.db import Database
+from bot.db import SQLiteDatabase
 from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient
 from bot.jobs import install_webhook_route
@@ -89,7 +89,7 @@ async def ours(rate: float, seconds: float) -> tuple[float, list[float], int]:
         async with (
             SandboxProvider(api_key=KEY, job_delay=3600) as sandbox,
             aiohttp.ClientSession() as http,
-            await Database.open(Path(tmp) / "bench.sqlite3") as db,
+            await SQLiteDatabase.open(Path(tmp) / "bench.sqlite3") as db,
         ):
             await db.migrate()
             settings = Settings(  # type: ignore[call-arg]

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,13 +25,23 @@ from bot.chat.conversations import ConversationStore
 from bot.chat.pacing import PacerRegistry
 from bot.chat.service import ChatService
 from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, UsageReport
-from bot.db import Database, DatabaseUnusable, MigrationError, preflight
+from bot.db import (
+    Database,
+    DatabaseError,
+    DatabaseUnusable,
+    MigrationError,
+    ProcessLock,
+    SQLiteDatabase,
+    open_postgres,
+    preflight,
+)
 from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient, RequestLimiter
 from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.paid import PaidRequests
+from bot.processes import ProcessRegistry
 from bot.redact import Redactor
 from bot.services import Services
 from bot.settings import Settings
@@ -65,8 +76,14 @@ def build_services(
     """Wire the domain services on top of the infrastructure (constructor injection, no globals)."""
     metrics = hypereal.metrics  # one registry per app: the one the Hypereal client already reports to
     redactor = Redactor(settings_secrets(settings))
+    processes = ProcessRegistry(db, clock)
     ledger = CreditLedger(
-        db, clock, default_allowance=settings.default_allowance, default_period=settings.default_period, metrics=metrics
+        db,
+        clock,
+        default_allowance=settings.default_allowance,
+        default_period=settings.default_period,
+        metrics=metrics,
+        owner=processes.owner,
     )
     channels = ChannelPolicy(db)
     guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold)
@@ -88,7 +105,7 @@ def build_services(
         hypereal=hypereal, catalog=catalog, paid=paid, downloader=downloader, db=db, clock=clock, metrics=metrics
     )
     jobs = JobService(
-        store=JobStore(db, clock),
+        store=JobStore(db, clock, owner=processes.owner),
         hypereal=hypereal,
         paid=paid,
         catalog=catalog,
@@ -102,6 +119,7 @@ def build_services(
             submit_grace=settings.job_submit_grace_seconds,
         ),
         metrics=metrics,
+        processes=processes,
     )
     return Services(
         settings=settings,
@@ -176,6 +194,11 @@ class BotApp:
         )
         self.services = build_services(settings, db, http, hypereal, catalog, downloader, self.clock)
         self._stack.push_async_callback(self.services.attachments.close)
+        processes = self.services.jobs.processes
+        assert processes is not None
+        await processes.register()  # before recovery: what this process holds from now on is not an orphan
+        processes.start()
+        self._stack.push_async_callback(processes.stop)
         await self.services.jobs.recover()  # before any command can reserve anything
         web = WebServer(
             create_web_app(
@@ -204,11 +227,17 @@ class BotApp:
         The read-only preflight runs first, so a file that is refused (damaged, from a newer version,
         unwritable) is left exactly as it was: even switching it to WAL would write to it.
         """
+        if self.settings.database_url is not None:
+            return await self._open_postgres(self.settings.database_url.get_secret_value())
         path = self.settings.database_path
         await asyncio.to_thread(preflight, path)
+        if str(path) != ":memory:":
+            lock = ProcessLock(Path(path).absolute())  # one live process per file: a second one is refused
+            lock.acquire()
+            self._stack.callback(lock.release)
         try:
-            db = await Database.open(path)
-        except sqlite3.Error as exc:
+            db = await SQLiteDatabase.open(path)
+        except (sqlite3.Error, DatabaseError) as exc:
             raise DatabaseUnusable(
                 f"The database {path} cannot be opened ({exc}): check the disk and the file, or restore a backup."
             ) from None
@@ -217,6 +246,17 @@ class BotApp:
             await db.migrate()
         except MigrationError as exc:
             raise DatabaseUnusable(f"The database {path} cannot be brought up to date: {exc}.") from None
+        return db
+
+    async def _open_postgres(self, url: str) -> Database:
+        """Connect to PostgreSQL and migrate it (under an advisory lock: processes starting together take turns)."""
+        db = await open_postgres(url)
+        self._stack.push_async_callback(db.close)
+        try:
+            await db.migrate()
+        except MigrationError as exc:
+            raise DatabaseUnusable(f"The PostgreSQL database {db.label} cannot be brought up to date: {exc}.") from None
+        log.info("database: PostgreSQL at %s", db.label)
         return db
 
     def _watch_metrics(self, db: Database) -> None:

@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from yarl import URL
 
 from bot.credits import CreditLedger
-from bot.db import Database, DatabaseUnusable, latest_version, preflight
+from bot.db import DatabaseUnusable, SQLiteDatabase, latest_version, preflight
 from bot.download import is_public_address
 from bot.errors import ConfigError
 from bot.hypereal import HyperealClient, HyperealError, NotFound, RedirectRefused, Unauthorized
@@ -110,7 +110,7 @@ async def check_database(path: Path) -> Result:
     state = "up to date" if pending == 0 else f"{pending} migration(s) to apply at the next start"
     if version == 0:
         return Result(True, f"database {path}: empty ({state})")
-    db = await Database.open_readonly(path)
+    db = await SQLiteDatabase.open_readonly(path)
     try:
         drift = await CreditLedger(db, time.time, default_allowance=0, default_period="none").check_invariants()
     finally:
@@ -257,12 +257,12 @@ def copy_database(source: Path, destination: Path) -> None:
 
 async def verify_copy(path: Path) -> str:
     """The copy opens, passes ``PRAGMA integrity_check`` and the ledger invariant; returns a short summary."""
-    db = await Database.open_readonly(path)
+    db = await SQLiteDatabase.open_readonly(path)
     try:
         integrity = await db.fetch_value("PRAGMA integrity_check")
         if integrity != "ok":
             raise BackupInvalid(f"integrity check: {integrity}")
-        version = await db.user_version()
+        version = await db.schema_version()
         drift = await CreditLedger(db, time.time, default_allowance=0, default_period="none").check_invariants()
         if drift:
             raise BackupInvalid(f"the ledger does not balance in the copy: {drift[0]}")

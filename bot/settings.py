@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -133,6 +134,25 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # `.env.example` leaves optional variables blank; blank (or only spaces) means "not set", not "invalid".
         return None if _blank(value) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here so a typo is one line at start-up; the password is never part of the message.
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise ValueError(
+                "must be a PostgreSQL URL such as postgresql://user:password@host:5432/dbname"
+                " (leave it unset for SQLite at DATABASE_PATH)"
+            )
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            raise ValueError("has a port that is not a number (postgresql://user:password@host:5432/dbname)") from None
+        return SecretStr(url)
 
     @field_validator("discord_token", mode="before")
     @classmethod

@@ -12,14 +12,54 @@ from typing import Any
 import pytest
 
 from bot.app import BotApp
+from bot.db import Database, SQLiteDatabase, open_postgres
 from bot.sandbox import SandboxProvider
 from bot.settings import Settings
 from tests.fakediscord import FakeDiscord
 
-pytest_plugins = ["tests.fakediscord.netguard"]
+# tests.postgres_server: the postgres_server / fresh_postgres_url fixtures, the postgres marker and its summary line.
+pytest_plugins = ["tests.fakediscord.netguard", "tests.postgres_server"]
 
 HYPEREAL_KEY = "ck_test_0123456789abcdef"
 OWNER_ID = FakeDiscord.ADMIN.id
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """Where a backend-parametrized test keeps its data: (dialect, SQLite path or PostgreSQL URL)."""
+    if request.param == "sqlite":
+        return "sqlite", str(tmp_path / "bot.sqlite3")
+    return "postgresql", request.getfixturevalue("fresh_postgres_url")
+
+
+async def open_backend(backend: tuple[str, str]) -> Database:
+    """Open the database a :func:`backend` names (not migrated)."""
+    dialect, where = backend
+    return await SQLiteDatabase.open(where) if dialect == "sqlite" else await open_postgres(where)
+
+
+@pytest.fixture
+async def database(backend: tuple[str, str]) -> AsyncIterator[Database]:
+    """An empty database on each backend (not migrated)."""
+    db = await open_backend(backend)
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+async def migrated(backend: tuple[str, str]) -> AsyncIterator[Database]:
+    """A database on each backend with every migration applied."""
+    db = await open_backend(backend)
+    try:
+        await db.migrate()
+        yield db
+    finally:
+        await db.close()
 
 
 @pytest.fixture
@@ -90,7 +130,24 @@ async def run_bot(settings: Settings, fake: FakeDiscord, sandbox: SandboxProvide
             await asyncio.wait_for(runner, timeout=15)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """End-to-end tests marked ``both_backends`` run once on SQLite and once on PostgreSQL."""
+    if "e2e_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("e2e_backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-async def running_bot(fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with run_bot(bot_settings(fake_discord, sandbox, tmp_path), fake_discord, sandbox) as running:
+def e2e_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The database settings of an end-to-end test: SQLite, unless the test runs on both backends."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return {}
+    return {"database_url": request.getfixturevalue("fresh_postgres_url")}
+
+
+@pytest.fixture
+async def running_bot(
+    fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, e2e_backend: dict[str, Any]
+) -> AsyncIterator[RunningBot]:
+    settings = bot_settings(fake_discord, sandbox, tmp_path, **e2e_backend)
+    async with run_bot(settings, fake_discord, sandbox) as running:
         yield running

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.credits import CreditLedger
-from bot.db import Database, latest_version
+from bot.db import SQLiteDatabase, latest_version
 from bot.invite import PERMISSIONS
 from bot.sandbox import SandboxProvider
 from tests.conftest import HYPEREAL_KEY
@@ -47,7 +47,7 @@ def _check_env(fake: FakeDiscord, sandbox: SandboxProvider, database: Path, **ex
 
 
 async def _migrated(path: Path) -> None:
-    async with await Database.open(path) as db:
+    async with await SQLiteDatabase.open(path) as db:
         await db.migrate()
         ledger = CreditLedger(db, time.time, default_allowance=100, default_period="month")
         await ledger.reserve(1, 2, (), "image", 4, "r1")
@@ -165,7 +165,7 @@ async def test_an_unknown_subcommand_prints_the_usage(tmp_path: Path) -> None:
 async def test_backup_while_200_reservations_run_is_consistent(tmp_path: Path) -> None:
     database = tmp_path / "live" / "bot.sqlite3"
     copy = tmp_path / "backups" / "copy.sqlite3"
-    async with await Database.open(database) as db:
+    async with await SQLiteDatabase.open(database) as db:
         await db.migrate()
         ledger = CreditLedger(db, time.time, default_allowance=1_000_000, default_period="month")
         rows_at_start = await db.fetch_value("SELECT COUNT(*) FROM ledger")
@@ -201,9 +201,9 @@ async def test_backup_while_200_reservations_run_is_consistent(tmp_path: Path) -
     assert "integrity ok, ledger balanced" in out
     assert rounds >= 200
     assert sorted(p.name for p in copy.parent.iterdir()) == ["copy.sqlite3"]  # no partial file left behind
-    async with await Database.open_readonly(copy) as backup:
+    async with await SQLiteDatabase.open_readonly(copy) as backup:
         assert await backup.fetch_value("PRAGMA journal_mode") == "delete"  # one self-contained file
-        assert await backup.user_version() == latest_version()
+        assert await backup.schema_version() == latest_version()
         assert await backup.fetch_value("SELECT COUNT(*) FROM ledger") > rows_at_start
         assert (
             await CreditLedger(backup, time.time, default_allowance=0, default_period="none").check_invariants() == []

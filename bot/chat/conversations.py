@@ -18,6 +18,13 @@ from bot.hypereal import ChatMessage
 MAX_CHAIN = 500
 
 
+# A message shows one turn; linking it again (an edit re-sent) moves it to the newer turn.
+LINK_MESSAGE = (
+    "INSERT INTO chat_messages (message_id, turn_id) VALUES (?, ?)"
+    " ON CONFLICT (message_id) DO UPDATE SET turn_id = excluded.turn_id"
+)
+
+
 @dataclass(frozen=True)
 class Turn:
     """One stored turn."""
@@ -50,27 +57,19 @@ class ConversationStore:
         message_ids: Iterable[int] = (),
     ) -> int:
         """Store a turn (and the messages showing it); returns its id."""
-        async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+        async with self.db.transaction() as tx:
+            turn_id = await tx.fetch_value(
                 "INSERT INTO chat_turns (guild_id, channel_id, user_id, parent_id, role, content, model, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (guild_id, channel_id, user_id, parent_id, role, content, model, int(self.clock())),
             )
-            turn_id = cursor.lastrowid
             assert turn_id is not None
-            await conn.executemany(
-                "INSERT OR REPLACE INTO chat_messages (message_id, turn_id) VALUES (?, ?)",
-                [(message_id, turn_id) for message_id in message_ids],
-            )
-        return turn_id
+            await tx.execute_many(LINK_MESSAGE, [(message_id, turn_id) for message_id in message_ids])
+        return int(turn_id)
 
     async def link_messages(self, turn_id: int, message_ids: Iterable[int]) -> None:
         """Record more messages showing a turn (an answer's continuation parts)."""
-        async with self.db.transaction() as conn:
-            await conn.executemany(
-                "INSERT OR REPLACE INTO chat_messages (message_id, turn_id) VALUES (?, ?)",
-                [(message_id, turn_id) for message_id in message_ids],
-            )
+        await self.db.execute_many(LINK_MESSAGE, [(message_id, turn_id) for message_id in message_ids])
 
     async def turn_for_message(self, message_id: int) -> int | None:
         """The turn a Discord message shows, if it is one of ours."""

@@ -13,7 +13,7 @@ from bot.credits.ledger import (
 )
 from bot.credits.periods import PERIODS, next_reset, period_start
 from bot.credits.policy import CategoryPolicy, ChannelPolicy
-from bot.credits.usage import UsageReport, UsageRow, usage_chart_png, usage_csv
+from bot.credits.usage import Usage, UsageReport, UsageRow, UsageWindow, usage_csv, usage_window
 
 __all__ = [
     "BUDGET_CATEGORIES",
@@ -33,10 +33,12 @@ __all__ = [
     "QuotaExceeded",
     "Reservation",
     "ReservationNotFound",
+    "Usage",
     "UsageReport",
     "UsageRow",
+    "UsageWindow",
     "next_reset",
     "period_start",
-    "usage_chart_png",
     "usage_csv",
+    "usage_window",
 ]

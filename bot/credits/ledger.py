@@ -1,9 +1,14 @@
 """The credit ledger: guild budgets, caps, reservations, and the append-only ledger that explains them.
 
 Every change to a guild's counters (``balance``: free to spend, ``reserved``: held by open
-reservations) is one ledger row with a unique key, written in the same ``BEGIN IMMEDIATE``
-transaction as the counters: a retried call finds its key and changes nothing, and the counters
-always equal the ledger's sums (:meth:`CreditLedger.check_invariants` proves it).
+reservations) is one ledger row with a unique key, written in the same transaction as the
+counters: a retried call finds its key and changes nothing, and the counters always equal the
+ledger's sums (:meth:`CreditLedger.check_invariants` proves it).
+
+Several processes may share the ledger (PostgreSQL): every transaction that changes a guild first
+locks that guild's budget row (``SELECT … FOR UPDATE``; on SQLite the write transaction holds the
+whole file), so the balance and cap checks see every committed reservation, and the debit itself is
+a conditional ``UPDATE … WHERE balance >= estimate``: two processes can never spend one credit twice.
 
 Rollover is lazy and exact: every access first checks whether the guild's period has ended and,
 if so, writes one ``rollover`` row keyed by the new period's start (so it can never happen twice).
@@ -17,13 +22,12 @@ dip below zero, and the next requests are refused until it is topped up or reset
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.credits.errors import BudgetFrozen, GrantBelowZero, InsufficientCredits, QuotaExceeded, ReservationNotFound
 from bot.credits.periods import PERIODS, next_reset, period_start
-from bot.db import Database
+from bot.db import Database, Executor, Row
 from bot.inputs import CAP_RANGE, check_int
 from bot.metrics import Metrics
 
@@ -82,7 +86,7 @@ class CapTable:
     users: dict[int, dict[str, int | None]]
 
 
-def _reservation(row: sqlite3.Row) -> Reservation:
+def _reservation(row: Row) -> Reservation:
     return Reservation(
         key=row["key"],
         guild_id=row["guild_id"],
@@ -97,7 +101,7 @@ def _reservation(row: sqlite3.Row) -> Reservation:
 
 
 class CreditLedger:
-    """Budgets, caps and reservations of every guild, in one SQLite database."""
+    """Budgets, caps and reservations of every guild, in the bot's database (SQLite or PostgreSQL)."""
 
     def __init__(
         self,
@@ -107,6 +111,7 @@ class CreditLedger:
         default_allowance: int,
         default_period: str,
         metrics: Metrics | None = None,
+        owner: str | None = None,
     ) -> None:
         if default_period not in PERIODS:
             raise ValueError(f"default_period must be one of {PERIODS}")
@@ -115,28 +120,33 @@ class CreditLedger:
         self.default_allowance = default_allowance
         self.default_period = default_period
         self.metrics = metrics or Metrics()
+        self.owner = owner  # the process that holds the reservations it makes (bot.processes)
 
     def _now(self) -> int:
         return int(self.clock())
 
     # ── budget rows: lazy creation and exact rollover ────────────────────────
 
-    def _budget(self, conn: sqlite3.Connection, guild_id: int) -> GuildBudget:
-        """The guild's budget inside an open write transaction, created or rolled over as needed."""
+    async def _budget(self, tx: Executor, guild_id: int) -> GuildBudget:
+        """The guild's budget inside an open write transaction, locked, created or rolled over as needed."""
         now = self._now()
-        row = conn.execute("SELECT * FROM guild_budgets WHERE guild_id = ?", (guild_id,)).fetchone()
+        select = "SELECT * FROM guild_budgets WHERE guild_id = ?" + self.db.for_update
+        row = await tx.fetch_one(select, (guild_id,))
         if row is None:
             start = period_start(self.default_period, now)
-            conn.execute(
+            created = await tx.execute(
                 "INSERT INTO guild_budgets (guild_id, period, allowance, balance, reserved, period_start, created_at)"
-                " VALUES (?, ?, ?, 0, 0, ?, ?)",
+                " VALUES (?, ?, ?, 0, 0, ?, ?) ON CONFLICT (guild_id) DO NOTHING",
                 (guild_id, self.default_period, self.default_allowance, start, now),
             )
-            self._append(
-                conn, f"init:{guild_id}", guild_id, "grant", self.default_allowance, 0, note="initial allowance"
-            )
-            return GuildBudget(guild_id, self.default_period, self.default_allowance, self.default_allowance, 0,
-                               start, False)  # fmt: skip
+            if created:
+                await self._append(
+                    tx, f"init:{guild_id}", guild_id, "grant", self.default_allowance, 0, note="initial allowance"
+                )
+                return GuildBudget(guild_id, self.default_period, self.default_allowance, self.default_allowance, 0,
+                                   start, False)  # fmt: skip
+            row = await tx.fetch_one(select, (guild_id,))  # another process created it meanwhile
+            assert row is not None
         budget = GuildBudget(
             guild_id=guild_id,
             period=row["period"],
@@ -151,17 +161,17 @@ class CreditLedger:
             return budget
         start = period_start(budget.period, now)
         new_balance = budget.allowance - budget.reserved
-        self._append(
-            conn, f"rollover:{guild_id}:{start}", guild_id, "rollover", new_balance - budget.balance, 0,
+        await self._append(
+            tx, f"rollover:{guild_id}:{start}", guild_id, "rollover", new_balance - budget.balance, 0,
             note=f"new {budget.period} period",
         )  # fmt: skip
-        conn.execute("UPDATE guild_budgets SET period_start = ? WHERE guild_id = ?", (start, guild_id))
+        await tx.execute("UPDATE guild_budgets SET period_start = ? WHERE guild_id = ?", (start, guild_id))
         return GuildBudget(guild_id, budget.period, budget.allowance, new_balance, budget.reserved, start,
                            budget.frozen)  # fmt: skip
 
-    def _append(
+    async def _append(
         self,
-        conn: sqlite3.Connection,
+        tx: Executor,
         key: str,
         guild_id: int,
         kind: str,
@@ -173,62 +183,78 @@ class CreditLedger:
         reservation_key: str | None = None,
         actor_id: int | None = None,
         note: str | None = None,
+        require_balance: int | None = None,
     ) -> bool:
-        """One ledger row and the matching counter update; False (no change) when the key exists already."""
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO ledger (key, guild_id, kind, balance_delta, reserved_delta, user_id, category,"
-            " reservation_key, actor_id, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        """One ledger row and the matching counter update; False (no change) when the key exists already.
+
+        ``require_balance``: the counter update only happens while the balance is at least that much
+        (the reserve's conditional debit); otherwise :class:`InsufficientCredits` rolls the row back.
+        """
+        inserted = await tx.execute(
+            "INSERT INTO ledger (key, guild_id, kind, balance_delta, reserved_delta, user_id, category,"
+            " reservation_key, actor_id, note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (key) DO NOTHING",
             (key, guild_id, kind, balance_delta, reserved_delta, user_id, category, reservation_key, actor_id,
              note, self._now()),
         )  # fmt: skip
-        if cursor.rowcount == 0:
+        if inserted == 0:
             return False
-        conn.execute(
-            "UPDATE guild_budgets SET balance = balance + ?, reserved = reserved + ? WHERE guild_id = ?",
-            (balance_delta, reserved_delta, guild_id),
+        if require_balance is None:
+            await tx.execute(
+                "UPDATE guild_budgets SET balance = balance + ?, reserved = reserved + ? WHERE guild_id = ?",
+                (balance_delta, reserved_delta, guild_id),
+            )
+            return True
+        debited = await tx.execute(
+            "UPDATE guild_budgets SET balance = balance + ?, reserved = reserved + ? WHERE guild_id = ?"
+            " AND balance >= ?",
+            (balance_delta, reserved_delta, guild_id, require_balance),
         )
+        if debited != 1:
+            balance = await tx.fetch_value("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,))
+            raise InsufficientCredits(require_balance, int(balance or 0), None)
         return True
 
     # ── caps ─────────────────────────────────────────────────────────────────
 
     @staticmethod
-    def _effective_cap(
-        conn: sqlite3.Connection, guild_id: int, user_id: int, role_ids: Sequence[int], category: str
+    async def _effective_cap(
+        tx: Executor, guild_id: int, user_id: int, role_ids: Sequence[int], category: str
     ) -> tuple[bool, int | None]:
         """(is there a cap, the cap). A personal cap wins; else the highest role cap; else the default."""
-        row = conn.execute(
+        row = await tx.fetch_one(
             "SELECT cap FROM user_caps WHERE guild_id = ? AND user_id = ? AND category = ?",
             (guild_id, user_id, category),
-        ).fetchone()
+        )
         if row is not None:
             return row["cap"] is not None, row["cap"]
         if role_ids:
             marks = ",".join("?" * len(role_ids))
             caps = [
                 r["cap"]
-                for r in conn.execute(
+                for r in await tx.fetch_all(
                     f"SELECT cap FROM role_caps WHERE guild_id = ? AND category = ? AND role_id IN ({marks})",
                     (guild_id, category, *role_ids),
-                ).fetchall()
+                )
             ]
             if caps:
                 if any(cap is None for cap in caps):
                     return False, None  # an unlimited role wins
                 return True, max(caps)
-        row = conn.execute(
+        row = await tx.fetch_one(
             "SELECT cap FROM user_caps WHERE guild_id = ? AND user_id = 0 AND category = ?", (guild_id, category)
-        ).fetchone()
+        )
         if row is not None and row["cap"] is not None:
             return True, row["cap"]
         return False, None
 
     @staticmethod
-    def _used(conn: sqlite3.Connection, guild_id: int, user_id: int, category: str, start: int) -> int:
-        row = conn.execute(
+    async def _used(tx: Executor, guild_id: int, user_id: int, category: str, start: int) -> int:
+        row = await tx.fetch_one(
             "SELECT COALESCE(SUM(CASE state WHEN 'held' THEN estimate WHEN 'settled' THEN actual ELSE 0 END), 0)"
             " FROM reservations WHERE guild_id = ? AND user_id = ? AND category = ? AND period_start = ?",
             (guild_id, user_id, category, start),
-        ).fetchone()
+        )
         return int(row[0]) if row else 0
 
     # ── reservations ─────────────────────────────────────────────────────────
@@ -257,25 +283,26 @@ class CreditLedger:
             raise ValueError(f"unknown budget category {category!r}")
         created = False
 
-        def work(conn: sqlite3.Connection) -> Reservation:
+        async def work(tx: Executor) -> Reservation:
             nonlocal created
-            existing = conn.execute("SELECT * FROM reservations WHERE key = ?", (key,)).fetchone()
+            budget = await self._budget(tx, guild_id)  # locks the guild: what follows sees every reservation
+            existing = await tx.fetch_one("SELECT * FROM reservations WHERE key = ?", (key,))
             if existing is not None:
                 return _reservation(existing)
-            budget = self._budget(conn, guild_id)
             if budget.frozen:
                 raise BudgetFrozen()
             if budget.balance < estimate:
                 raise InsufficientCredits(estimate, budget.balance, budget.resets_at)
-            capped, cap = self._effective_cap(conn, guild_id, user_id, role_ids, category)
+            capped, cap = await self._effective_cap(tx, guild_id, user_id, role_ids, category)
             if capped and cap is not None:
-                used = self._used(conn, guild_id, user_id, category, budget.period_start)
+                used = await self._used(tx, guild_id, user_id, category, budget.period_start)
                 if used + estimate > cap:
                     raise QuotaExceeded(category, cap, used, budget.resets_at)
             now = self._now()
-            conn.execute(
+            await tx.execute(
                 "INSERT INTO reservations (key, guild_id, user_id, channel_id, category, model, estimate, state,"
-                " period_start, created_at, user_name, channel_name) VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?)",
+                " period_start, created_at, user_name, channel_name, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 'held', ?, ?, ?, ?, ?)",
                 (
                     key,
                     guild_id,
@@ -288,16 +315,18 @@ class CreditLedger:
                     now,
                     (user_name or "")[:100] or None,
                     (channel_name or "")[:100] or None,
+                    self.owner,
                 ),
             )
-            self._append(
-                conn, f"reserve:{key}", guild_id, "reserve", -estimate, estimate,
-                user_id=user_id, category=category, reservation_key=key,
+            await self._append(
+                tx, f"reserve:{key}", guild_id, "reserve", -estimate, estimate,
+                user_id=user_id, category=category, reservation_key=key, require_balance=estimate,
             )  # fmt: skip
             created = True
             return Reservation(key, guild_id, user_id, category, model, estimate, None, "held", now)
 
-        reservation = await self.db.run_in_transaction(work)
+        async with self.db.transaction() as tx:
+            reservation = await work(tx)
         if created:  # counted once committed; a retried key changes nothing, here too
             self.metrics.count_credits("reserved", category, estimate)
         return reservation
@@ -305,24 +334,26 @@ class CreditLedger:
     async def _close(self, key: str, state: str, actual: int | None, note: str | None) -> Reservation:
         closed = False
 
-        def work(conn: sqlite3.Connection) -> Reservation:
+        async def work(tx: Executor) -> Reservation:
             nonlocal closed
-            row = conn.execute("SELECT * FROM reservations WHERE key = ?", (key,)).fetchone()
-            if row is None:
+            guild_id = await tx.fetch_value("SELECT guild_id FROM reservations WHERE key = ?", (key,))
+            if guild_id is None:
                 raise ReservationNotFound(key)
+            await self._budget(tx, guild_id)  # lock the guild (and roll over first, so the rows stay in order)
+            row = await tx.fetch_one("SELECT * FROM reservations WHERE key = ?", (key,))
+            assert row is not None
             reservation = _reservation(row)
             if reservation.state != "held":
                 return reservation  # settled or refunded already: a retry changes nothing
-            self._budget(conn, reservation.guild_id)  # roll over first, so the rows stay in order
             charged = actual if state == "settled" else 0
             assert charged is not None
-            conn.execute(
+            await tx.execute(
                 "UPDATE reservations SET state = ?, actual = ?, closed_at = ? WHERE key = ? AND state = 'held'",
                 (state, charged, self._now(), key),
             )
             kind = "settle" if state == "settled" else "refund"
-            self._append(
-                conn, f"{kind}:{key}", reservation.guild_id, kind, reservation.estimate - charged,
+            await self._append(
+                tx, f"{kind}:{key}", reservation.guild_id, kind, reservation.estimate - charged,
                 -reservation.estimate, user_id=reservation.user_id, category=reservation.category,
                 reservation_key=key, note=note,
             )  # fmt: skip
@@ -332,7 +363,8 @@ class CreditLedger:
                 reservation.estimate, charged, state, reservation.created_at,
             )  # fmt: skip
 
-        result = await self.db.run_in_transaction(work)
+        async with self.db.transaction() as tx:
+            result = await work(tx)
         if closed:
             if state == "settled":
                 self.metrics.count_credits("settled", result.category, result.actual or 0)
@@ -355,10 +387,13 @@ class CreditLedger:
         row = await self.db.fetch_one("SELECT * FROM reservations WHERE key = ?", (key,))
         return None if row is None else _reservation(row)
 
-    async def held_keys(self) -> list[str]:
-        """Every reservation still held, on any server (start-up looks for ones a crash orphaned)."""
-        rows = await self.db.fetch_all("SELECT key FROM reservations WHERE state = 'held' ORDER BY created_at")
-        return [row["key"] for row in rows]
+    async def held_keys(self, *, except_owners: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        """Every reservation still held, on any server, except those of live processes (``except_owners``).
+
+        Recovery looks here for reservations a crash orphaned; a live neighbour's are not orphans.
+        """
+        rows = await self.db.fetch_all("SELECT key, owner FROM reservations WHERE state = 'held' ORDER BY created_at")
+        return [row["key"] for row in rows if row["owner"] is None or row["owner"] not in except_owners]
 
     async def open_reservations(self, guild_id: int, user_id: int) -> list[Reservation]:
         """A member's reservations still waiting for Hypereal, oldest first."""
@@ -372,7 +407,8 @@ class CreditLedger:
 
     async def budget(self, guild_id: int) -> GuildBudget:
         """The guild's budget now (creating it with the defaults, rolling it over when due)."""
-        return await self.db.run_in_transaction(lambda conn: self._budget(conn, guild_id))
+        async with self.db.transaction() as tx:
+            return await self._budget(tx, guild_id)
 
     async def balance(self, guild_id: int) -> int:
         """Credits the guild can spend now."""
@@ -388,15 +424,12 @@ class CreditLedger:
         """
         ledger_key = key or f"grant:{guild_id}:{secrets.token_hex(8)}"
 
-        def work(conn: sqlite3.Connection) -> int:
-            budget = self._budget(conn, guild_id)
+        async with self.db.transaction() as tx:
+            budget = await self._budget(tx, guild_id)
             if amount < 0 and budget.balance + amount < 0 and not allow_negative:
                 raise GrantBelowZero(budget.balance, amount)
-            self._append(conn, ledger_key, guild_id, "grant", amount, 0, actor_id=by, note="grant")
-            row = conn.execute("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,)).fetchone()
-            return int(row["balance"])
-
-        return await self.db.run_in_transaction(work)
+            await self._append(tx, ledger_key, guild_id, "grant", amount, 0, actor_id=by, note="grant")
+            return int(await tx.fetch_value("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,)))
 
     async def set_allowance(self, guild_id: int, allowance: int, period: str, by: int) -> GuildBudget:
         """Give the guild a new allowance and period, starting a fresh period at the full allowance."""
@@ -405,30 +438,26 @@ class CreditLedger:
         if allowance < 0:
             raise ValueError("allowance must not be negative")
 
-        def work(conn: sqlite3.Connection) -> GuildBudget:
-            budget = self._budget(conn, guild_id)
+        async with self.db.transaction() as tx:
+            budget = await self._budget(tx, guild_id)
             start = period_start(period, self._now())
-            conn.execute(
+            await tx.execute(
                 "UPDATE guild_budgets SET allowance = ?, period = ?, period_start = ? WHERE guild_id = ?",
                 (allowance, period, start, guild_id),
             )
             new_balance = allowance - budget.reserved
-            self._append(
-                conn, f"set:{guild_id}:{secrets.token_hex(8)}", guild_id, "set", new_balance - budget.balance, 0,
+            await self._append(
+                tx, f"set:{guild_id}:{secrets.token_hex(8)}", guild_id, "set", new_balance - budget.balance, 0,
                 actor_id=by, note=f"allowance {allowance} per {period}",
             )  # fmt: skip
-            return self._budget(conn, guild_id)
-
-        return await self.db.run_in_transaction(work)
+            return await self._budget(tx, guild_id)
 
     async def set_frozen(self, guild_id: int, frozen: bool, by: int) -> None:
         """Freeze (no new reservations) or unfreeze a guild's budget."""
 
-        def work(conn: sqlite3.Connection) -> None:
-            self._budget(conn, guild_id)
-            conn.execute("UPDATE guild_budgets SET frozen = ? WHERE guild_id = ?", (int(frozen), guild_id))
-
-        await self.db.run_in_transaction(work)
+        async with self.db.transaction() as tx:
+            await self._budget(tx, guild_id)
+            await tx.execute("UPDATE guild_budgets SET frozen = ? WHERE guild_id = ?", (int(frozen), guild_id))
 
     async def set_user_cap(self, guild_id: int, user_id: int, category: str, cap: int | None) -> None:
         """A member's own cap for a category (user 0 = the default for everyone; None = unlimited)."""
@@ -481,16 +510,14 @@ class CreditLedger:
     async def user_status(self, guild_id: int, user_id: int, role_ids: Sequence[int]) -> list[CategoryStatus]:
         """A member's cap and use in every category this period."""
 
-        def work(conn: sqlite3.Connection) -> list[CategoryStatus]:
-            budget = self._budget(conn, guild_id)
+        async with self.db.transaction() as tx:
+            budget = await self._budget(tx, guild_id)
             statuses = []
             for category in BUDGET_CATEGORIES:
-                capped, cap = self._effective_cap(conn, guild_id, user_id, role_ids, category)
-                used = self._used(conn, guild_id, user_id, category, budget.period_start)
+                capped, cap = await self._effective_cap(tx, guild_id, user_id, role_ids, category)
+                used = await self._used(tx, guild_id, user_id, category, budget.period_start)
                 statuses.append(CategoryStatus(category, cap if capped else None, used, budget.resets_at))
             return statuses
-
-        return await self.db.run_in_transaction(work)
 
     # ── the invariant ────────────────────────────────────────────────────────
 

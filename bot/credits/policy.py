@@ -84,11 +84,11 @@ class ChannelPolicy:
     async def disable(self, guild_id: int, category: str, channel_id: int) -> None:
         """Forbid the category in this channel (taking it off the list in "only in" mode)."""
         async with self.db.transaction() as conn:
-            cursor = await conn.execute(
+            rows = await conn.fetch_all(
                 "SELECT channel_id FROM channel_policy WHERE guild_id = ? AND category = ? AND enabled = 1",
                 (guild_id, category),
             )
-            listed = [row[0] for row in await cursor.fetchall()]
+            listed = [row[0] for row in rows]
             if listed:
                 await conn.execute(
                     "DELETE FROM channel_policy WHERE guild_id = ? AND category = ? AND channel_id = ?",
@@ -97,8 +97,8 @@ class ChannelPolicy:
                 if set(listed) <= {channel_id, NOWHERE}:
                     # The last listed channel was removed: the category is now off everywhere.
                     await conn.execute(
-                        "INSERT OR REPLACE INTO channel_policy (guild_id, channel_id, category, enabled)"
-                        " VALUES (?, ?, ?, 1)",
+                        "INSERT INTO channel_policy (guild_id, channel_id, category, enabled) VALUES (?, ?, ?, 1)"
+                        " ON CONFLICT (guild_id, channel_id, category) DO UPDATE SET enabled = 1",
                         (guild_id, NOWHERE, category),
                     )
                 return

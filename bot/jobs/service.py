@@ -34,9 +34,13 @@ from bot.hypereal.quirks import failure_may_be_early
 from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
 from bot.metrics import Metrics
 from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
+from bot.processes import ProcessRegistry
 from bot.wording import credits_text, result_noun
 
 log = logging.getLogger(__name__)
+
+#: How often a process on a shared database looks for reservations a dead neighbour left held.
+RECOVERY_SWEEP_SECONDS = 30.0
 
 MAX_DELIVERY_ATTEMPTS = 5
 # A job step (poll, download, settle, delivery) that raises is retried with backoff this many times, then the job
@@ -136,8 +140,10 @@ class JobService:
         timing: JobTiming | None = None,
         concurrency: int = 4,
         metrics: Metrics | None = None,
+        processes: ProcessRegistry | None = None,
     ) -> None:
         self.store = store
+        self.processes = processes  # who else is alive (several processes on PostgreSQL)
         self.hypereal = hypereal
         self.paid = paid
         self.catalog = catalog
@@ -387,7 +393,8 @@ class JobService:
         start-up lost its request with the old process. Jobs keep theirs while unfinished.
         """
         in_use = {job.reservation_key for job in await self.store.unfinished() if job.reservation_key}
-        orphans = [key for key in await self.paid.ledger.held_keys() if key not in in_use]
+        live = await self._live_owners()
+        orphans = [key for key in await self.paid.ledger.held_keys(except_owners=live) if key not in in_use]
         for key in orphans:
             job = await self.store.by_reservation(key)
             if job is not None and job.state in ("delivered", "cancelled") and job.hypereal_job_id:
@@ -421,12 +428,23 @@ class JobService:
         """Something became due sooner than the poller planned."""
         self._wake.set()
 
+    async def _live_owners(self) -> set[str]:
+        return await self.processes.live_owners() if self.processes is not None else set()
+
     async def _run(self) -> None:
         await self._resume()
+        swept_at = self.clock()
         while True:
             self._wake.clear()
-            for job in await self.store.due(self.clock()):
+            for job in await self.store.due(self.clock(), live_owners=await self._live_owners()):
                 self._spawn(job.id)
+            if self.store.db.shared and self.clock() - swept_at >= RECOVERY_SWEEP_SECONDS:
+                # A neighbour that died left reservations behind: refund them once its heartbeat is stale.
+                swept_at = self.clock()
+                try:
+                    await self.recover()
+                except Exception:  # the next sweep tries again; polling goes on meanwhile
+                    log.exception("recovery sweep failed")
             next_at = await self.store.next_due_at()
             wait = 1.0 if next_at is None else min(max(next_at - self.clock(), 0.05), 1.0)
             with contextlib.suppress(TimeoutError):

@@ -14,14 +14,16 @@ import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.db import Database
+from bot.db import Database, Row
 
 OPEN_STATES = ("submitting", "pending")
+#: How long a claimed job stays with the process that claimed it without being claimed again. The
+#: poller re-claims its own jobs (renewing the lease) every time one is due, at least every minute.
+LEASE_SECONDS = 120.0
 TERMINAL_STATES = ("completed", "failed", "cancelled", "delivered")
 JOB_STATES = (*OPEN_STATES, *TERMINAL_STATES)
 
@@ -104,7 +106,7 @@ class NewJob:
     upload_limit: int | None = None
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: Row) -> Job:
     return Job(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -141,9 +143,13 @@ def _job(row: sqlite3.Row) -> Job:
 class JobStore:
     """Reads and conditional writes of the ``jobs`` table."""
 
-    def __init__(self, db: Database, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, db: Database, clock: Callable[[], float], *, owner: str = "local", lease_seconds: float = LEASE_SECONDS
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.owner = owner  # this process (bot.processes): the lease holder of the jobs it works on
+        self.lease_seconds = lease_seconds
 
     def _now(self) -> int:
         return int(self.clock())
@@ -157,12 +163,13 @@ class JobStore:
         await self.db.execute(
             "INSERT INTO jobs (id, guild_id, channel_id, user_id, category, model, poll_type, request_json, state,"
             " reservation_key, estimate, webhook_token_hash, upload_limit, delivery_nonce, next_poll_at, deadline_at,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " created_at, updated_at, lease_owner, lease_until)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'submitting', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 new.id, new.guild_id, new.channel_id, new.user_id, new.category, new.model, new.poll_type,
                 json.dumps(new.request), new.reservation_key, new.estimate,
                 hash_token(webhook_token) if webhook_token else None, new.upload_limit, new.id, recheck_at,
-                deadline_at, now, now,
+                deadline_at, now, now, self.owner, self.clock() + self.lease_seconds,
             ),
         )  # fmt: skip
         job = await self.get(new.id)
@@ -247,8 +254,8 @@ class JobStore:
         counted = 1 if polled and scheduled else 0
         await self.db.execute(
             "UPDATE jobs SET next_poll_at = ?, poll_count = poll_count + ?,"
-            " last_polled_at = CASE WHEN ? THEN ? ELSE last_polled_at END,"
-            " confirm_requested = CASE WHEN ? THEN 0 ELSE confirm_requested END"
+            " last_polled_at = CASE WHEN ? = 1 THEN ? ELSE last_polled_at END,"
+            " confirm_requested = CASE WHEN ? = 1 THEN 0 ELSE confirm_requested END"
             " WHERE id = ? AND state IN (?, ?, ?)",
             (at, counted, int(polled), self.clock(), int(polled), job_id, *OPEN_STATES, "completed"),
         )
@@ -327,14 +334,25 @@ class JobStore:
         )
         return int(await self.db.fetch_value("SELECT delivery_attempts FROM jobs WHERE id = ?", (job_id,)))
 
-    async def due(self, now: float, limit: int = 50) -> list[Job]:
-        """Open jobs whose next poll is due and completed jobs waiting for delivery, oldest first."""
+    async def due(self, now: float, limit: int = 50, *, live_owners: set[str] | None = None) -> list[Job]:
+        """Claim the due jobs: open ones whose next poll is due and completed ones waiting for delivery, oldest first.
+
+        Claiming takes a lease (``lease_owner``/``lease_until``) in one conditional update, so two
+        processes never work on one job at once. A job is free to claim when it has no lease, the
+        lease is this process's own or has expired, or its holder is not among ``live_owners`` (a
+        dead process: its jobs are resumed here). On PostgreSQL rows another process is claiming
+        right now are skipped (``FOR UPDATE SKIP LOCKED``) instead of waited for.
+        """
+        live = sorted((live_owners or set()) | {self.owner})
+        marks = ", ".join("?" for _ in live)
         rows = await self.db.fetch_all(
-            "SELECT * FROM jobs WHERE state IN ('submitting', 'pending', 'completed') AND next_poll_at <= ?"
-            " ORDER BY next_poll_at LIMIT ?",
-            (now, limit),
+            "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id IN ("
+            " SELECT id FROM jobs WHERE state IN ('submitting', 'pending', 'completed') AND next_poll_at <= ?"
+            f" AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ? OR lease_owner NOT IN ({marks}))"
+            f" ORDER BY next_poll_at LIMIT ?{self.db.skip_locked}) RETURNING *",
+            (self.owner, now + self.lease_seconds, now, self.owner, now, *live, limit),
         )
-        return [_job(row) for row in rows]
+        return sorted((_job(row) for row in rows), key=lambda job: (job.next_poll_at or 0.0, job.created_at))
 
     async def unfinished(self) -> list[Job]:
         """Every job that still needs work: open, or completed but not delivered."""
@@ -361,8 +379,8 @@ class JobStore:
     async def for_user(self, guild_id: int | None, user_id: int, limit: int = 10) -> list[Job]:
         """A member's jobs on a server, open ones first, then the most recent."""
         rows = await self.db.fetch_all(
-            "SELECT * FROM jobs WHERE user_id = ? AND guild_id IS ? "
-            "ORDER BY state IN ('submitting', 'pending') DESC, created_at DESC LIMIT ?",
-            (user_id, guild_id, limit),
+            "SELECT * FROM jobs WHERE user_id = ? AND COALESCE(guild_id, 0) = ? "
+            "ORDER BY CASE WHEN state IN ('submitting', 'pending') THEN 0 ELSE 1 END, created_at DESC LIMIT ?",
+            (user_id, guild_id or 0, limit),  # a DM job has no guild: 0 stands for it on both backends
         )
         return [_job(row) for row in rows]

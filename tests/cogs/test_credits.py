@@ -1,12 +1,12 @@
-"""Credits and server policy end to end: /credits, /quota, /channels, /usage, /budget."""
+"""Credits and server policy end to end: /credits, /quota, /channels, /budget (/usage: test_usage.py)."""
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image
+import pytest
 
 from tests.conftest import RunningBot
+
+pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
 
 
 async def test_credits_shows_the_server_balance(running_bot: RunningBot) -> None:
@@ -53,19 +53,6 @@ async def test_channels_enable_and_show(running_bot: RunningBot) -> None:
     shown = await fake.response(await fake.invoke("channels show", user=fake.ADMIN))
     assert f"**Video**: only in <#{fake.OTHER_CHANNEL_ID}>" in shown.embeds[0]["description"]
     assert "**Chat**: everywhere" in shown.embeds[0]["description"]
-
-
-async def test_usage_returns_a_png_chart_and_a_csv(running_bot: RunningBot) -> None:
-    fake = running_bot.fake
-    ledger = running_bot.services.ledger
-    await ledger.reserve(fake.GUILD_ID, fake.MEMBER.id, [], "image", 4, "u1", channel_id=fake.CHANNEL_ID)
-    await ledger.settle("u1", 4)
-    message = await fake.response(await fake.invoke("usage", user=fake.ADMIN, by="member"))
-    files = {f.filename: f for f in message.latest_files}
-    assert set(files) == {"usage.png", "usage.csv"}
-    assert Image.open(io.BytesIO(files["usage.png"].data)).format == "PNG"
-    assert f"<@{fake.MEMBER.id}> — 4 credits (1)" in message.embeds[0]["description"]
-    assert files["usage.csv"].data.decode().splitlines()[1].endswith(",4,1")
 
 
 async def test_budget_is_for_the_operator_only(running_bot: RunningBot) -> None:

@@ -7,6 +7,7 @@ anywhere. discord.py does not enforce those bounds, so the bot must.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Any
@@ -217,6 +218,10 @@ async def test_result_buttons_refuse_a_stored_image_off_discord_and_off_hypereal
     fake, db = running_bot.fake, running_bot.services.db
     result = await fake.response(await fake.invoke("image", prompt="a fox"))
     await fake.wait_for(lambda: result.latest_files)
+    for _ in range(500):  # the bot records the posted message's attachment URLs right after posting
+        if await db.fetch_value("SELECT COUNT(*) FROM generations WHERE message_id IS NOT NULL"):
+            break
+        await asyncio.sleep(0.01)
     # As if the stored URLs had been tampered with, or came from an older version of the bot.
     await db.execute(
         "UPDATE generations SET attachment_urls = ?, output_urls = ?", ('["http://169.254.169.254/x"]',) * 2
@@ -240,7 +245,8 @@ async def test_result_buttons_refuse_a_stored_image_off_discord_and_off_hypereal
         ("quota confirm", {"credits": -1}, "The confirmation threshold must be a whole number from 0 to 1,000,000"),
         ("quota period", {"period": "year"}, "The period must be one of day, week, month, none"),
         ("quota default-cap", {"category": "bogus", "cap": 5}, "`bogus` is not a value this option takes"),
-        ("usage", {"period": "decade"}, "The period must be one of day, week, month, all"),
+        ("usage", {"by": "planet"}, "Group by must be one of member, category, channel"),
+        ("usage", {"period": "decade"}, "The period must be one of this_period, last_period, last_30_days"),
         ("budget grant", {"amount": 10, "server_id": "²"}, "server_id must be a Discord id: 17 to 20 digits"),
         ("budget grant", {"amount": 10, "server_id": "1" * 30}, "server_id must be a Discord id"),
         ("budget freeze", {"frozen": True, "server_id": "9" * 20}, "server_id must be a Discord id"),

@@ -1,9 +1,6 @@
-"""A migrated SQLite file and a ledger with a settable clock."""
+"""A migrated database (each backend) and a ledger with a settable clock."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -30,10 +27,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await Database.open(tmp_path / "bot.sqlite3") as database:
-        await database.migrate()
-        yield database
+def db(migrated: Database) -> Database:
+    """A migrated database on each backend (SQLite and PostgreSQL: see ``tests/conftest.py``)."""
+    return migrated
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.credits import BudgetFrozen, CreditLedger, InsufficientCredits, QuotaExceeded
-from bot.db import Database
+from bot.db import SQLiteDatabase
 from tests.credits.conftest import Clock
 
 GUILDS = (1, 2)
@@ -28,7 +28,7 @@ step = st.one_of(
 
 async def _run(steps: list[tuple]) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        async with await Database.open(Path(directory) / "p.sqlite3") as db:
+        async with await SQLiteDatabase.open(Path(directory) / "p.sqlite3") as db:
             await db.migrate()
             clock = Clock()
             ledger = CreditLedger(db, clock, default_allowance=100, default_period="week")

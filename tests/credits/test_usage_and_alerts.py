@@ -1,14 +1,10 @@
-"""Usage reports (PNG, CSV), guild settings and budget alerts."""
+"""Guild settings and budget alerts (usage reports: test_usage.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
-from PIL import Image
 
-from bot.credits import BudgetAlerts, CreditLedger, GuildSettingsRepo, UsageReport, usage_chart_png, usage_csv
+from bot.credits import BudgetAlerts, CreditLedger, GuildSettingsRepo
 from bot.db import Database
 from bot.errors import InvalidInput
 from tests.credits.conftest import Clock
@@ -19,30 +15,6 @@ G = 1
 async def _spend(ledger: CreditLedger, user: int, category: str, credits: int, key: str, channel: int = 5) -> None:
     await ledger.reserve(G, user, [], category, credits, key, channel_id=channel)
     await ledger.settle(key, credits)
-
-
-async def test_spend_by_member_category_and_channel(ledger: CreditLedger, db: Database, clock: Clock) -> None:
-    await _spend(ledger, 10, "image", 4, "a")
-    await _spend(ledger, 10, "video", 40, "b", channel=6)
-    await _spend(ledger, 11, "image", 8, "c")
-    await ledger.reserve(G, 12, [], "chat", 2, "held")  # not settled: not spend
-    report = UsageReport(db)
-    start, end = int(clock.now) - 10, int(clock.now) + 10
-    by_member = await report.spend(G, start, end, "member")
-    assert [(r.key, r.credits, r.requests) for r in by_member] == [("10", 44, 2), ("11", 8, 1)]
-    by_category = await report.spend(G, start, end, "category")
-    assert [(r.key, r.credits) for r in by_category] == [("video", 40), ("image", 12)]
-    by_channel = await report.spend(G, start, end, "channel")
-    assert [(r.key, r.credits) for r in by_channel] == [("6", 40), ("5", 12)]
-    assert await report.spend(G, end, end + 100, "member") == []
-
-    png = usage_chart_png("Spend by member", by_member, {"10": "alice"})
-    image = Image.open(io.BytesIO(png))
-    assert image.format == "PNG"
-    assert image.width > 100
-    rows = list(csv.reader(io.StringIO(usage_csv(by_member, "member", {"10": "alice"}).decode())))
-    assert rows == [["member", "label", "credits", "requests"], ["10", "alice", "44", "2"], ["11", "11", "8", "1"]]
-    assert Image.open(io.BytesIO(usage_chart_png("empty", []))).format == "PNG"
 
 
 async def test_guild_settings_defaults_and_updates(db: Database) -> None:

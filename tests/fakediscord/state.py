@@ -41,6 +41,7 @@ class User:
     id: int
     name: str
     bot: bool = False
+    nick: str | None = None  # the member's server nickname (their display name there), sent in member objects
 
     def payload(self) -> dict[str, Any]:
         """The user object."""
@@ -149,7 +150,7 @@ class Guild:
             "deaf": False,
             "mute": False,
             "flags": 0,
-            "nick": None,
+            "nick": user.nick,
             "avatar": None,
             "pending": False,
         }

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from bot.credits import CreditLedger
-from bot.db import Database
+from bot.db import SQLiteDatabase
 from bot.sandbox import SandboxProvider
 from tests.conftest import HYPEREAL_KEY
 from tests.fakediscord import FakeDiscord
@@ -116,7 +116,7 @@ def _posted(fake: FakeDiscord) -> dict[str, int]:
 
 
 async def _settled(db_path: Path) -> bool:
-    async with await Database.open(db_path) as db:
+    async with await SQLiteDatabase.open(db_path) as db:
         open_jobs = await db.fetch_value(
             "SELECT COUNT(*) FROM jobs WHERE state IN ('submitting', 'pending', 'completed')"
         )
@@ -174,7 +174,7 @@ async def _account(
             prompt = request.json["input"]["prompt"]
             submissions[prompt] = submissions.get(prompt, 0) + 1
     report.submitted_twice = sorted(prompt for prompt, count in submissions.items() if count > 1)
-    async with await Database.open(db_path) as db:
+    async with await SQLiteDatabase.open(db_path) as db:
         ledger = CreditLedger(db, lambda: 0.0, default_allowance=100000, default_period="month")
         report.drift = await ledger.check_invariants()
         report.held = int(await db.fetch_value("SELECT COUNT(*) FROM reservations WHERE state = 'held'"))
