@@ -22,6 +22,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._rows import emit, verdict
 from bot.download import AllowList, SafeDownloader
 from bot.web import WebServer
 
@@ -75,6 +76,13 @@ def main() -> None:
     print(f"peak Python heap during the relay: {peak / 2**20:.2f} MB (tracemalloc)")
     print(f"peak RSS growth of the process: {rss_growth / 1024:.1f} MB")
     print(f"ratio peak heap / output size: {peak / size:.4f}")
+    emit(
+        f"Delivery: peak Python heap relaying a {size / 2**20:.0f} MB output",
+        f"{peak / 2**20:.2f} MB (RSS growth {rss_growth / 1024:.1f} MB, {size / 2**20 / elapsed:.0f} MB/s)",
+        f"buffering it whole: {size / 2**20:.0f} MB",
+        f"{peak / size:.4f}",
+        verdict(peak < 8 * 2**20, "flat: peak heap < 8 MB at any size"),
+    )
 
 
 if __name__ == "__main__":

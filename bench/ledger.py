@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._rows import emit, ratio, verdict
 from bot.credits import CreditLedger
 from bot.db import SQLiteDatabase, discover_migrations
 
@@ -106,6 +107,13 @@ def main() -> None:
     print(f"baseline (plain sqlite3, one thread):            {base:,.0f} pairs/s")
     print(f"ratio ours/baseline: {rate / base:.2f}")
     print(f"drift between counters and ledger: {drift or 'none'}")
+    emit(
+        f"Ledger, SQLite: reserve+settle pairs/s ({args.concurrency} concurrent tasks)",
+        f"{rate:,.0f} pairs/s, drift {'none' if not drift else len(drift)}",
+        f"plain sqlite3, one thread: {base:,.0f} pairs/s",
+        ratio(rate, base),
+        verdict(not drift and rate / base >= 0.38, "drift none; ratio ≥ 0.38 (its level before issue 13)"),
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""Webhook endpoint: requests/s and p99 latency at a fixed offered load, against a bare aiohttp handler.
+"""Webhook endpoint: requests/s, p50 and p99 latency at fixed offered loads, against a bare aiohttp handler.
 
-    python bench/webhook.py [--rate 500] [--seconds 5]
+    python bench/webhook.py [--rates 100 500 1500] [--seconds 5]
 
 Both servers run on 127.0.0.1 in this process and get the same open-loop load: one request every
 1/rate seconds, whatever the previous ones are doing (so slow answers show up as latency, not as a
@@ -25,6 +25,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._rows import emit, ratio
 from bot.app import build_services
 from bot.catalog import Catalog
 from bot.db import SQLiteDatabase
@@ -76,6 +77,10 @@ async def _load(url: str, body: dict[str, object], rate: float, seconds: float) 
 
 def _p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98]
+
+
+def _p50(values: list[float]) -> float:
+    return statistics.median(values)
 
 
 async def ours(rate: float, seconds: float) -> tuple[float, list[float], int]:
@@ -133,17 +138,33 @@ async def bare(rate: float, seconds: float) -> tuple[float, list[float], int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=500.0, help="offered requests per second")
+    parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 500.0, 1500.0], help="offered req/s")
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    our_rps, our_lat, our_errors = asyncio.run(ours(args.rate, args.seconds))
-    bare_rps, bare_lat, bare_errors = asyncio.run(bare(args.rate, args.seconds))
-    print(f"offered load: {args.rate:.0f} requests/s for {args.seconds:.0f} s (open loop, loopback)")
-    print(f"webhook endpoint: {our_rps:,.0f} req/s, p99 {_p99(our_lat) * 1000:.2f} ms, non-200: {our_errors}")
-    print(f"bare aiohttp 200: {bare_rps:,.0f} req/s, p99 {_p99(bare_lat) * 1000:.2f} ms, non-200: {bare_errors}")
-    print(
-        f"ratio ours/baseline: throughput {our_rps / bare_rps:.2f}, p99 latency {_p99(our_lat) / _p99(bare_lat):.1f}x"
-    )
+    for rate in args.rates:
+        our_rps, our_lat, our_errors = asyncio.run(ours(rate, args.seconds))
+        bare_rps, bare_lat, bare_errors = asyncio.run(bare(rate, args.seconds))
+        print(f"offered load: {rate:.0f} requests/s for {args.seconds:.0f} s (open loop, loopback)")
+        print(
+            f"webhook endpoint: {our_rps:,.0f} req/s, p50 {_p50(our_lat) * 1000:.2f} ms, "
+            f"p99 {_p99(our_lat) * 1000:.2f} ms, non-200: {our_errors}"
+        )
+        print(
+            f"bare aiohttp 200: {bare_rps:,.0f} req/s, p50 {_p50(bare_lat) * 1000:.2f} ms, "
+            f"p99 {_p99(bare_lat) * 1000:.2f} ms, non-200: {bare_errors}"
+        )
+        print(
+            f"ratio ours/baseline: throughput {our_rps / bare_rps:.2f}, "
+            f"p99 latency {_p99(our_lat) / _p99(bare_lat):.1f}x"
+        )
+        emit(
+            f"Webhook at {rate:,.0f} req/s offered: achieved req/s, p50 / p99",
+            f"{our_rps:,.0f} req/s, {_p50(our_lat) * 1000:.1f} / {_p99(our_lat) * 1000:.1f} ms, non-200 {our_errors}",
+            f"bare aiohttp handler (200): {bare_rps:,.0f} req/s, "
+            f"{_p50(bare_lat) * 1000:.1f} / {_p99(bare_lat) * 1000:.1f} ms",
+            f"throughput {ratio(our_rps, bare_rps)}, p99 {ratio(_p99(our_lat), _p99(bare_lat), 1)}×",
+            "non-200: 0",
+        )
 
 
 if __name__ == "__main__":

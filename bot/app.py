@@ -37,6 +37,7 @@ from bot.db import (
 )
 from bot.download import AllowList, SafeDownloader
 from bot.hypereal import HyperealClient, RequestLimiter
+from bot.hypereal.shared_budget import SharedRequestLog
 from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
@@ -188,7 +189,10 @@ class BotApp:
             http,
             base_url,
             api_key,
-            limiter=RequestLimiter(max_requests=settings.hypereal_requests_per_hour),
+            limiter=RequestLimiter(
+                max_requests=settings.hypereal_requests_per_hour,
+                shared=SharedRequestLog(db) if db.shared else None,  # N processes together stay under the budget
+            ),
             timeout=settings.hypereal_timeout_seconds,
             metrics=Metrics(),
         )

@@ -130,7 +130,24 @@ async def run_bot(settings: Settings, fake: FakeDiscord, sandbox: SandboxProvide
             await asyncio.wait_for(runner, timeout=15)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """End-to-end tests marked ``both_backends`` run once on SQLite and once on PostgreSQL."""
+    if "e2e_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("e2e_backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-async def running_bot(fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator[RunningBot]:
-    async with run_bot(bot_settings(fake_discord, sandbox, tmp_path), fake_discord, sandbox) as running:
+def e2e_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The database settings of an end-to-end test: SQLite, unless the test runs on both backends."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return {}
+    return {"database_url": request.getfixturevalue("fresh_postgres_url")}
+
+
+@pytest.fixture
+async def running_bot(
+    fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, e2e_backend: dict[str, Any]
+) -> AsyncIterator[RunningBot]:
+    settings = bot_settings(fake_discord, sandbox, tmp_path, **e2e_backend)
+    async with run_bot(settings, fake_discord, sandbox) as running:
         yield running

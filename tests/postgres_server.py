@@ -35,6 +35,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -53,6 +54,14 @@ STARTUP_TIMEOUT_SECONDS = 30.0
 MEMORY_DIR_MIN_FREE = 2 * 1024**3
 
 T = TypeVar("T")
+
+# Run by a watchdog process: argv = [data dir, *the pg_ctl stop command].
+WATCHDOG = """
+import shutil, subprocess, sys
+sys.stdin.buffer.read()  # returns at EOF: the test session closed the pipe, or died (even by SIGKILL)
+subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+shutil.rmtree(sys.argv[1], ignore_errors=True)
+"""
 
 
 class PostgresUnavailable(RuntimeError):
@@ -156,6 +165,7 @@ class LocalPostgres:
         self._pg_ctl = pg_ctl
         self._dir: Path | None = None
         self._started = False
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self.port = 0
 
     @classmethod
@@ -212,6 +222,7 @@ class LocalPostgres:
         if os.geteuid() == 0:
             shutil.chown(self._dir, user="postgres")
         data = self._dir / "data"
+        self._start_watchdog(self._as_server_user([self._pg_ctl, "stop", "-D", str(data), "-m", "immediate"]))
         self._run(
             [self._initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
             "initdb",
@@ -229,6 +240,8 @@ class LocalPostgres:
                     "-c fsync=off",
                     "-c synchronous_commit=off",
                     "-c full_page_writes=off",
+                    # Shared memory segments inside the data dir (not loose in /dev/shm): deleted along with it.
+                    "-c dynamic_shared_memory_type=mmap",
                     # End-to-end tests run several bot processes with pools, plus concurrency tests.
                     "-c max_connections=300",
                 ]
@@ -263,8 +276,32 @@ class LocalPostgres:
         log = self._dir / "server.log"
         return log.read_text(errors="replace")[-2000:] if log.exists() else ""
 
+    def _start_watchdog(self, stop_argv: list[str]) -> None:
+        # A session killed outright (SIGKILL, a CI timeout) runs no teardown and no atexit: a watchdog process
+        # holding the read end of a pipe sees EOF when this process dies, then stops the server and deletes it.
+        assert self._dir is not None
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", WATCHDOG, str(self._dir), *stop_argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C meant for pytest must not kill the watchdog first
+        )
+
     def stop(self) -> None:
         """Stop the server at once and delete its directory (idempotent; never raises)."""
+        watchdog, self._watchdog = self._watchdog, None
+        try:
+            self._stop()
+        finally:
+            if watchdog is not None:
+                # Nothing left for it to do: closing the pipe lets it run its (now no-op) cleanup and exit.
+                with contextlib.suppress(Exception):
+                    assert watchdog.stdin is not None
+                    watchdog.stdin.close()
+                    watchdog.wait(timeout=STARTUP_TIMEOUT_SECONDS)
+
+    def _stop(self) -> None:
         if self._dir is None:
             return
         directory, self._dir = self._dir, None

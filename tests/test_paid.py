@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 from pydantic import SecretStr
 
 from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, InsufficientCredits
-from bot.db import Database, SQLiteDatabase
+from bot.db import Database
 from bot.hypereal import HyperealClient, ServerError
 from bot.paid import (
     Bill,
@@ -30,10 +29,8 @@ ME = Requester(guild_id=1, user_id=2, role_ids=(3,), channel_id=10)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await SQLiteDatabase.open(tmp_path / "bot.sqlite3") as database:
-        await database.migrate()
-        yield database
+def db(migrated: Database) -> Database:
+    return migrated
 
 
 @pytest.fixture

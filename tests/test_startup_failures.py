@@ -307,3 +307,42 @@ async def test_a_web_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         async with FakeDiscord() as fake:
             returncode, stderr = await _run_async(_env(tmp_path, fake, WEB_PORT=str(port)), tmp_path)
     _assert_one_line_failure(returncode, stderr, f"127.0.0.1:{port}", "address already in use", "WEB_PORT")
+
+
+# ── scale-out settings ───────────────────────────────────────────────────────
+
+
+async def test_a_second_process_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
+    async with FakeDiscord() as fake:
+        env = _env(tmp_path, fake)
+        first = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            await fake.wait_for_ready(timeout=30)
+            returncode, stderr = await _run_async(env, tmp_path)
+        finally:
+            first.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(first.wait(), timeout=20) == 0
+    _assert_one_line_failure(returncode, stderr, "Another bot process is already running", "DATABASE_URL")
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        ({"DATABASE_URL": "mysql://bot:hunter2@db/bot"}, ("DATABASE_URL", "PostgreSQL URL")),
+        ({"DATABASE_URL": "postgresql://bot:hunter2@127.0.0.1:1/bot"}, ("Cannot reach PostgreSQL", "127.0.0.1:1")),
+        ({"SHARD_IDS": "0,1"}, ("SHARD_IDS", "SHARD_COUNT")),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "0,2"}, ("SHARD_IDS",)),
+        ({"SHARD_COUNT": "2", "SHARD_IDS": "1,1"}, ("SHARD_IDS",)),
+    ],
+)
+async def test_scale_out_settings_that_cannot_work_are_one_line_and_exit_2(
+    tmp_path: Path, extra: dict[str, str], needles: tuple[str, ...]
+) -> None:
+    async with FakeDiscord() as fake:
+        returncode, stderr = await _run_async(_env(tmp_path, fake, **extra), tmp_path)
+        assert fake.identify_count == 0
+    _assert_one_line_failure(returncode, stderr, *needles)
+    assert "hunter2" not in stderr

@@ -15,6 +15,10 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.hypereal.shared_budget import SharedRequestLog
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,8 @@ class RequestLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        shared: SharedRequestLog | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if max_requests < 1:
             raise ValueError("max_requests must be at least 1")
@@ -40,8 +46,13 @@ class RequestLimiter:
         self._clock = clock
         self._sleep = sleep
         self._stamps: deque[float] = deque()
+        # Several processes on one database share the budget: each slot is also taken there (wall clock,
+        # since monotonic clocks differ between processes). The local stamps stay this process's share.
+        self._shared = shared
+        self._wall_clock = wall_clock
         self._lock = asyncio.Lock()  # asyncio.Lock wakes waiters in FIFO order: fairness for free
         self._queued = 0  # callers inside acquire() right now
+        self._waiting = False  # the caller holding the lock is sleeping until the window has room
         # Per-task observer: set around a request by whoever shows its progress (one variable per limiter).
         self._observer: contextvars.ContextVar[QueueObserver | None] = contextvars.ContextVar(
             f"hypereal-limiter-observer-{id(self)}", default=None
@@ -93,7 +104,9 @@ class RequestLimiter:
         waited = False
         try:
             now = self._clock()
-            if self._lock.locked() or self._eta(position, now) > 0:
+            # Queued when the window is full, or someone ahead is waiting for it (the lock is also
+            # held, briefly, while a shared slot is taken in the database: that is not a queue).
+            if self._waiting or self._eta(position, now) > 0:
                 waited = True
                 self._notify(observer, position, self._eta(position, now))
             async with self._lock:
@@ -101,9 +114,24 @@ class RequestLimiter:
                     now = self._clock()
                     self._expire(now)
                     if len(self._stamps) < self.max_requests:
-                        self._stamps.append(now)
-                        break
-                    await self._sleep(self._stamps[0] + self.window - now)
+                        if self._shared is None:
+                            self._stamps.append(now)
+                            break
+                        wait = await self._shared.take(self._wall_clock(), self.window, self.max_requests)
+                        if wait is None:
+                            self._stamps.append(now)
+                            break
+                        wait = min(wait, self.window)  # the other processes used the window up
+                    else:
+                        wait = self._stamps[0] + self.window - now
+                    if not waited:
+                        waited = True
+                        self._notify(observer, position, wait)
+                    self._waiting = True
+                    try:
+                        await self._sleep(wait)
+                    finally:
+                        self._waiting = False
         finally:
             self._queued -= 1
         if waited:

@@ -134,6 +134,14 @@ class Executor(ABC):
         row = await self.fetch_one(sql, params)
         return None if row is None else row[0]
 
+    async def lock(self, key: int) -> None:
+        """Inside a transaction: wait until no other transaction holds ``key``, then hold it until the end.
+
+        For work that several processes must take turns at without a row to lock (the shared request
+        budget). SQLite's write transaction already excludes every other writer: nothing to do there.
+        """
+        del key  # the base (SQLite) needs none: its write transaction holds the whole database
+
 
 class Database(Executor):
     """A database the bot keeps everything in: :class:`bot.storage.sqlite.SQLiteDatabase` or ``PostgresDatabase``."""

@@ -79,6 +79,9 @@ class _Transaction(Executor):
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise _translate(exc) from exc
 
+    async def lock(self, key: int) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
         try:
             await self._conn.executemany(numbered(sql), [tuple(row) for row in rows])

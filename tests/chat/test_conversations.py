@@ -1,21 +1,16 @@
-"""Reply-chain conversations rebuilt from SQLite."""
+"""Reply-chain conversations rebuilt from the database (each backend)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.chat.conversations import ConversationStore
-from bot.db import SQLiteDatabase
+from bot.db import Database
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[ConversationStore]:
-    async with await SQLiteDatabase.open(tmp_path / "bot.sqlite3") as db:
-        await db.migrate()
-        yield ConversationStore(db, clock=lambda: 1_700_000_000)
+def store(migrated: Database) -> ConversationStore:
+    return ConversationStore(migrated, clock=lambda: 1_700_000_000)
 
 
 async def _exchange(store: ConversationStore, parent: int | None, question: str, answer: str, message: int) -> int:

@@ -12,6 +12,8 @@ from bot.sandbox import SandboxProvider
 from tests.conftest import RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord
 
+pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
+
 EDIT_ROUTES = {
     ("PATCH", "/webhooks/{app}/{token}/messages/{message_id}"),
     ("PATCH", "/channels/{channel_id}/messages/{message_id}"),

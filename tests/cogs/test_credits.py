@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import RunningBot
+
+pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
 
 
 async def test_credits_shows_the_server_balance(running_bot: RunningBot) -> None:

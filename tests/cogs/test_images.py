@@ -15,6 +15,8 @@ from bot.sandbox import SandboxProvider
 from tests.conftest import HYPEREAL_KEY, RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord, files
 
+pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
+
 PNG = files.PNG
 
 

@@ -12,6 +12,8 @@ from bot.sandbox import SandboxProvider
 from tests.conftest import RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord, files
 
+pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
+
 
 def _alerts(fake: FakeDiscord) -> list[MessageRecord]:
     return [m for m in fake.messages(fake.ALERT_CHANNEL_ID) if m.content.startswith("⚠️ Budget alert")]

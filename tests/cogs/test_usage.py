@@ -6,12 +6,15 @@ import asyncio
 import csv
 import io
 
+import pytest
 from PIL import Image
 
 from bot.preview import BACKGROUND
 from tests.conftest import RunningBot
 from tests.fakediscord import FakeDiscord, MessageRecord
 from tests.fakediscord.state import User
+
+pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
 
 # Members the bot's cache has never seen (the GUILD_CREATE came before they were added, and the bot runs
 # without the members intent): only the names stored with their reservations can name them.

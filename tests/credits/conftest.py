@@ -1,14 +1,11 @@
-"""A migrated SQLite file and a ledger with a settable clock."""
+"""A migrated database (each backend) and a ledger with a settable clock."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.credits import CreditLedger
-from bot.db import Database, SQLiteDatabase
+from bot.db import Database
 
 # Wednesday 2026-11-18 12:00:00 UTC
 NOON = 1_795_003_200
@@ -30,10 +27,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    async with await SQLiteDatabase.open(tmp_path / "bot.sqlite3") as database:
-        await database.migrate()
-        yield database
+def db(migrated: Database) -> Database:
+    """A migrated database on each backend (SQLite and PostgreSQL: see ``tests/conftest.py``)."""
+    return migrated
 
 
 @pytest.fixture

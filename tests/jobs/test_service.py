@@ -22,7 +22,7 @@ from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
 from bot.paid import Charge, PaidRequests, Quote, Requester
 from bot.sandbox import SandboxProvider
 from bot.settings import Settings
-from tests.conftest import HYPEREAL_KEY
+from tests.conftest import HYPEREAL_KEY, open_backend
 
 GUILD = 1
 REQUESTER = Requester(guild_id=GUILD, user_id=2, channel_id=3)
@@ -76,12 +76,18 @@ MakeHarness = Callable[..., Any]
 
 
 @pytest.fixture
-async def make_harness(sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator[MakeHarness]:
-    """Build a job service over a fresh database; options change timing, public URL and client timeout."""
+async def make_harness(
+    sandbox: SandboxProvider, tmp_path: Path, backend: tuple[str, str], request: pytest.FixtureRequest
+) -> AsyncIterator[MakeHarness]:
+    """Build a job service over a fresh database (each backend); options change timing, public URL and timeout."""
     opened: list[tuple[Database, JobService, SafeDownloader, aiohttp.ClientSession]] = []
 
     async def make(*, public_url: str | None = None, timeout: float = 10.0, **timing: float) -> Harness:
-        db = await SQLiteDatabase.open(tmp_path / f"jobs{len(opened)}.sqlite3")
+        if backend[0] == "sqlite":
+            db = await SQLiteDatabase.open(tmp_path / f"jobs{len(opened)}.sqlite3")
+        else:
+            url = backend[1] if not opened else await request.getfixturevalue("postgres_server").create_database()
+            db = await open_backend(("postgresql", url))
         await db.migrate()
         http = aiohttp.ClientSession()
         settings = Settings(_env_file=None, discord_token="x", hypereal_api_key=HYPEREAL_KEY)  # type: ignore[call-arg]
