@@ -22,11 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from bot.health import open_file_limit
 
 log = logging.getLogger(__name__)
+# aiohttp's per-connection errors go here, through a ThrottledServerLog.
+server_log = logging.getLogger(f"{__name__}.http")
 
 # A request head (line + headers) must be complete this long after the connection opens or its
 # previous response ends; aiohttp's keep-alive timer enforces it (partial headers do not reset it).
@@ -106,6 +109,34 @@ class LogThrottle:
         self._last = now
         held, self.suppressed = self.suppressed, 0
         return held
+
+
+class ThrottledServerLog(logging.Filter):
+    """aiohttp logs each malformed request with a full traceback: one short line a minute instead.
+
+    A client that sends broken HTTP is the client's problem; what the operator needs is to know it
+    happens, not 11 MB of tracebacks. A handler's own exception keeps its traceback (a bug), but at
+    the same rate.
+    """
+
+    def __init__(self, interval: float = LOG_EVERY_SECONDS) -> None:
+        super().__init__()
+        self._throttle = LogThrottle(interval)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Let one record through per interval, saying how many were held back."""
+        held = self._throttle.allow()
+        if held is None:
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "malformed HTTP request: %s", (str(exc.message).strip()[:200],)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"  # the client's fault, not ours
+        if held:
+            record.msg = f"{record.msg} ({held} similar not logged)"
+        return True
 
 
 @dataclass
@@ -253,6 +284,7 @@ class WebServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._previous_handler: Any = None
         self._accept_throttle = LogThrottle()
+        self._server_log_filter = ThrottledServerLog()
         self.guard: ConnectionGuard | None = None
         self.port: int | None = None
 
@@ -262,8 +294,13 @@ class WebServer:
         cap = self._max_connections or max(16, min(MAX_CONNECTIONS, open_file_limit() // 2))
         self.guard = guard = ConnectionGuard(cap)
         self._app.middlewares.append(guard.middleware)
+        server_log.addFilter(self._server_log_filter)
         self._runner = web.AppRunner(
-            self._app, access_log=None, handle_signals=False, keepalive_timeout=self._header_timeout
+            self._app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=self._header_timeout,
+            logger=server_log,
         )
         await self._runner.setup()
         server = self._runner.server
@@ -303,8 +340,8 @@ class WebServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        if self._listener is not None:
-            self._listener = None
+        self._listener = None
+        server_log.removeFilter(self._server_log_filter)
         if self._loop is not None and self._loop.get_exception_handler() == self._on_loop_error:
             self._loop.set_exception_handler(self._previous_handler)
             self._loop = None
