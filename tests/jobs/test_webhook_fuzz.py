@@ -125,10 +125,12 @@ def _pieces(body: bytes, cuts: list[int]) -> list[bytes]:
 def _is_valid_for_pending(attempt: Attempt, pending_token: str) -> bool:
     """A webhook the pending job must take: plain POST, its token, a JSON object naming its job and a status."""
     value = attempt.value
+    names = [name.lower() for name, _ in attempt.headers]
     return (
-        attempt.method == "POST"
+        len(names) == len(set(names))  # a repeated Content-Type is malformed HTTP: 400, rightly
+        and attempt.method == "POST"
         and attempt.token == pending_token
-        and not any(name.lower() in ("content-encoding", "expect") for name, _ in attempt.headers)
+        and not {"content-encoding", "expect"} & set(names)
         and isinstance(value, dict)
         and value.get("jobId") == PENDING_HYPEREAL_ID
         and isinstance(value.get("status"), str)
