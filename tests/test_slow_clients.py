@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -100,3 +101,59 @@ async def test_a_thousand_slow_connections_do_not_stop_health_webhooks_or_comman
     finally:
         for writer in slow:
             writer.close()
+
+
+LOW_LIMIT_SERVER = """
+import asyncio, logging, resource, sys
+from bot.web import HealthProbe, WebServer, create_web_app
+
+async def ok():
+    return None
+
+async def main():
+    web = WebServer(create_web_app(HealthProbe(lambda: True, ok)), "127.0.0.1", 0)
+    await web.start()
+    print(web.port, web.guard.max_connections, flush=True)
+    await asyncio.sleep(120)
+
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(60)
+async def test_at_a_256_descriptor_limit_a_thousand_slow_connections_leave_healthz_answering() -> None:
+    """The probe's setting: at 256 descriptors /healthz timed out and the accept loop wrote 196 MB of log."""
+    root = Path(__file__).resolve().parent.parent
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", LOW_LIMIT_SERVER, cwd=root,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    slow: list[asyncio.StreamWriter] = []
+    try:
+        port, cap = map(int, (await asyncio.wait_for(process.stdout.readline(), 20)).split())
+        assert cap == 128  # half the descriptors
+        slow = await open_slow_connections(port, SLOW)
+        started = time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for _ in range(5):
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                    assert response.status == 200
+        answered_in = time.monotonic() - started
+        assert answered_in < 5.0
+    finally:
+        for writer in slow:
+            writer.close()
+        process.kill()
+        await process.wait()
+    log = (await process.stderr.read()).decode()
+    assert "Traceback" not in log
+    assert len(log) < 2_000
+    print(
+        f"\nat 256 descriptors, {SLOW} slow connections: 5 × /healthz in {answered_in:.2f} s, {len(log)} bytes of log"
+    )
