@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.db import Database
+from bot.db import Database, SQLiteDatabase
 from bot.health import PROBE_KEY, WriteProbe, raise_open_file_limit
 from bot.jobs.webhook import MAX_NESTING, nesting_exceeds
 from bot.kv import KeyValueStore
@@ -298,7 +298,7 @@ async def test_accept_errors_at_a_low_descriptor_limit_log_little_and_the_server
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = await Database.open(tmp_path / "health.sqlite3")
+    db = await SQLiteDatabase.open(tmp_path / "health.sqlite3")
     await db.migrate()
     yield db
     await db.close()

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from bot.app import build_services
 from bot.catalog import Catalog
-from bot.db import Database
+from bot.db import SQLiteDatabase
 from bot.download import AllowList, SafeDownloader
 from bot.health import WriteProbe
 from bot.hypereal import HyperealClient
@@ -217,7 +217,7 @@ class ThreadedWebhookServer:
         self._loop.close()
 
     async def _start(self) -> None:
-        self.db = db = await Database.open(self._tmp_path / "webhooks.sqlite3")
+        self.db = db = await SQLiteDatabase.open(self._tmp_path / "webhooks.sqlite3")
         await db.migrate()
         http = aiohttp.ClientSession()
         settings = Settings(_env_file=None, discord_token="x", hypereal_api_key="k")  # type: ignore[call-arg]
