@@ -13,7 +13,6 @@ class KeyValueStore:
 
     async def get(self, key: str) -> str | None:
         """The stored value, or None."""
-        # ``?`` placeholders, as every repository writes them: PostgreSQL knows no ``:name`` parameters.
         return await self._db.fetch_value("SELECT value FROM kv WHERE key = ?", (key,))
 
     async def set(self, key: str, value: str) -> None:
