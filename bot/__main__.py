@@ -1,4 +1,5 @@
-"""Entry point: ``python -m bot`` runs the bot until SIGTERM/SIGINT; ``check`` and ``backup PATH`` are subcommands.
+"""Entry point: ``python -m bot`` runs the bot until SIGTERM/SIGINT; ``check``, ``backup PATH`` and
+``migrate-to-postgres --from FILE --to URL`` are subcommands (bot.cli).
 
 Every way start-up can fail is one line and a distinct exit status, never a traceback: 2 when the
 configuration or the data must be fixed first (a restart would fail the same way). A Discord that
@@ -13,6 +14,7 @@ import signal
 import sys
 
 from bot.errors import ConfigError
+from bot.health import raise_open_file_limit
 from bot.settings import Settings, load_settings
 from bot.startup import EXIT_CONFIG, EXIT_OK, LOGIN_REJECTED, fatal_close_message
 
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         log_format=settings.log_format,
         gateway_url=settings.discord_gateway_url,
     )
+    before, after = raise_open_file_limit()  # slow clients meet the soft limit first, not the hard one
+    if after != before:
+        log.info("open-file limit raised from %s to %s", before, after)
     return asyncio.run(run(settings))
 
 

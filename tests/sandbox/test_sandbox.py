@@ -73,10 +73,12 @@ async def _fetch(http: aiohttp.ClientSession, url: str) -> tuple[bytes, str]:
 
 
 async def _wait_done(sandbox: SandboxProvider, job_id: str) -> None:
-    for _ in range(100):
-        if sandbox.jobs[job_id].status != "processing":
+    """Until the job has finished and its webhooks (if any) have been posted: its task is done."""
+    for _ in range(500):
+        running = any(task.get_name() == f"sandbox-job-{job_id}" for task in sandbox._tasks)
+        if sandbox.jobs[job_id].status != "processing" and not running:
             return
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.01)
     raise AssertionError("job did not finish")
 
 
