@@ -19,6 +19,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from bot.attachments import AttachmentInspector
+from bot.audit import AuditLog
 from bot.bot import HyperealBot, point_discord_at
 from bot.catalog import Catalog
 from bot.chat.conversations import ConversationStore
@@ -43,6 +44,7 @@ from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.kv import KeyValueStore
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
+from bot.moderation import Moderation, load_terms
 from bot.paid import PaidRequests
 from bot.processes import ProcessRegistry
 from bot.redact import Redactor
@@ -80,6 +82,7 @@ def build_services(
     metrics = hypereal.metrics  # one registry per app: the one the Hypereal client already reports to
     redactor = Redactor(settings_secrets(settings))
     processes = ProcessRegistry(db, clock)
+    audit = AuditLog(db, clock)
     ledger = CreditLedger(
         db,
         clock,
@@ -87,11 +90,20 @@ def build_services(
         default_period=settings.default_period,
         metrics=metrics,
         owner=processes.owner,
+        audit=audit,
     )
-    channels = ChannelPolicy(db)
-    guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold)
+    channels = ChannelPolicy(db, audit)
+    guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold, audit=audit)
     alerts = BudgetAlerts(db, ledger, guild_settings, clock)
-    paid = PaidRequests(ledger, channels, guild_settings, alerts, hypereal.limiter)
+    moderation = Moderation(
+        db,
+        audit,
+        guild_settings,
+        clock,
+        explicit_terms=load_terms(),
+        default_max_inflight=settings.max_inflight_per_member,
+    )
+    paid = PaidRequests(ledger, channels, guild_settings, alerts, hypereal.limiter, moderation)
     conversations = ConversationStore(db, clock)
     chat = ChatService(
         hypereal=hypereal,
@@ -138,6 +150,8 @@ def build_services(
         channels=channels,
         guild_settings=guild_settings,
         paid=paid,
+        audit=audit,
+        moderation=moderation,
         usage=UsageReport(db),
         alerts=alerts,
         conversations=conversations,

@@ -38,6 +38,7 @@ INITIAL_EXTENSIONS: tuple[str, ...] = (
     "cogs.meta",
     "cogs.credits",
     "cogs.admin",
+    "cogs.moderation",
     "cogs.operator",
     "cogs.images",
     "cogs.chat",
