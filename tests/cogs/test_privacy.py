@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from bot.db import Database
 from bot.logs import CONTENT_LOGGERS, quiet_library_loggers
+from bot.retention import DAY
 from tests.conftest import RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord
 from tests.fakediscord.state import User
@@ -192,6 +194,33 @@ async def test_server_removal_is_recorded_unless_it_is_an_outage_and_a_rejoin_cl
             break
         await asyncio.sleep(0.05)
     assert await _removals(running_bot) == []
+
+
+async def test_retention_at_start_up_purges_what_is_older_than_retention_days_and_keeps_newer(
+    fake_discord: FakeDiscord, sandbox: object, tmp_path: Path, e2e_backend: dict[str, object]
+) -> None:
+    now = [time.time() - 31 * DAY]  # the services' clock, moved by the test
+    settings = bot_settings(fake_discord, sandbox, tmp_path, retention_days=30, **e2e_backend)  # type: ignore[arg-type]
+    _join(fake_discord, ALICE, BOB)
+    async with run_bot(settings, fake_discord, sandbox, clock=lambda: now[0]) as first:  # type: ignore[arg-type]
+        await _use_the_bot(first, ALICE, ALICE_WORD)
+    now[0] += 2 * DAY
+    async with run_bot(settings, fake_discord, sandbox, clock=lambda: now[0]) as second:  # type: ignore[arg-type]
+        await _use_the_bot(second, BOB, BOB_WORD)
+        assert ALICE_WORD in await database_dump(second.services.db)  # 2 days old: kept
+        ledger_rows = await second.services.db.fetch_value("SELECT COUNT(*) FROM ledger")
+    now[0] += 29 * DAY  # Alice's rows are now 31 days old, Bob's 29
+    async with run_bot(settings, fake_discord, sandbox, clock=lambda: now[0]) as third:  # type: ignore[arg-type]
+        db = third.services.db
+        for _ in range(100):  # the pass started with the app, in the background
+            if ALICE_WORD not in await database_dump(db):
+                break
+            await asyncio.sleep(0.05)
+        dump = await database_dump(db)
+        assert ALICE_WORD not in dump
+        assert BOB_WORD in dump
+        assert ALICE.nick in dump  # names are not age-limited: they go with /forget-me or the server's removal
+        assert await db.fetch_value("SELECT COUNT(*) FROM ledger") >= ledger_rows  # the books stay whole
 
 
 # ── logs ─────────────────────────────────────────────────────────────────────
