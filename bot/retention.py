@@ -50,6 +50,7 @@ class Retention:
         self._task: asyncio.Task[None] | None = None
         # Servers recorded as removed, so the thousands of GUILD_CREATEs at start-up cost no write each.
         self._removed: set[int] | None = None
+        self._loading = asyncio.Lock()  # thousands of GUILD_CREATEs arrive at once: one SELECT, not one each
 
     def cutoff(self) -> int:
         """Rows created before this Unix time are past retention."""
@@ -59,8 +60,10 @@ class Retention:
 
     async def _removed_guilds(self) -> set[int]:
         if self._removed is None:
-            rows = await self.db.fetch_all("SELECT guild_id FROM guild_removals")
-            self._removed = {int(row["guild_id"]) for row in rows}
+            async with self._loading:
+                if self._removed is None:
+                    rows = await self.db.fetch_all("SELECT guild_id FROM guild_removals")
+                    self._removed = {int(row["guild_id"]) for row in rows}
         return self._removed
 
     async def guild_removed(self, guild_id: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 
@@ -226,3 +227,24 @@ def test_summary_and_user_ids() -> None:
     assert parse_user_id(" 400000000000000011 ") == 400_000_000_000_000_011
     assert parse_user_id("alice") is None
     assert parse_user_id("12") is None
+
+
+async def test_many_servers_seen_at_once_cost_one_query(migrated: Database) -> None:
+    clock = Clock()
+    await Retention(migrated, PrivacyStore(migrated, clock), clock, retention_days=30).guild_removed(GUILD)
+    retention = Retention(migrated, PrivacyStore(migrated, clock), clock, retention_days=30)
+    queries: list[str] = []
+    fetch_all = migrated.fetch_all
+
+    async def counting(sql: str, params: object = ()) -> list:
+        queries.append(sql)
+        return await fetch_all(sql, params)  # type: ignore[arg-type]
+
+    migrated.fetch_all = counting  # type: ignore[method-assign]
+    try:
+        await asyncio.gather(*(retention.guild_present(guild_id) for guild_id in range(1000, 3000)))
+    finally:
+        del migrated.fetch_all
+    assert queries == ["SELECT guild_id FROM guild_removals"]
+    await retention.guild_present(GUILD)
+    assert await migrated.fetch_value("SELECT COUNT(*) FROM guild_removals") == 0
