@@ -43,11 +43,14 @@ from bot.hypereal.shared_budget import SharedRequestLog
 from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.kv import KeyValueStore
+from bot.logs import PromptLog
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.moderation import Moderation, load_terms
 from bot.paid import PaidRequests
+from bot.privacy import PrivacyStore
 from bot.processes import ProcessRegistry
 from bot.redact import Redactor
+from bot.retention import Retention
 from bot.services import Services
 from bot.settings import Settings
 from bot.transcribe import TranscriptionService
@@ -81,6 +84,7 @@ def build_services(
     """Wire the domain services on top of the infrastructure (constructor injection, no globals)."""
     metrics = hypereal.metrics  # one registry per app: the one the Hypereal client already reports to
     redactor = Redactor(settings_secrets(settings))
+    prompt_log = PromptLog(settings.log_prompts)  # prompts reach the log only at DEBUG with LOG_PROMPTS=1
     processes = ProcessRegistry(db, clock)
     audit = AuditLog(db, clock)
     ledger = CreditLedger(
@@ -115,9 +119,17 @@ def build_services(
         default_model=settings.default_chat_model,
         context_chars=settings.chat_context_chars,
         clock=clock,
+        prompt_log=prompt_log,
     )
     images = ImageService(
-        hypereal=hypereal, catalog=catalog, paid=paid, downloader=downloader, db=db, clock=clock, metrics=metrics
+        hypereal=hypereal,
+        catalog=catalog,
+        paid=paid,
+        downloader=downloader,
+        db=db,
+        clock=clock,
+        metrics=metrics,
+        prompt_log=prompt_log,
     )
     jobs = JobService(
         store=JobStore(db, clock, owner=processes.owner),
@@ -135,7 +147,9 @@ def build_services(
         ),
         metrics=metrics,
         processes=processes,
+        prompt_log=prompt_log,
     )
+    privacy = PrivacyStore(db, clock)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -161,6 +175,9 @@ def build_services(
         transcription=TranscriptionService(hypereal=hypereal, catalog=catalog, paid=paid),
         # Stored results may point at Hypereal's outputs: the same allow-list the downloader uses.
         attachments=AttachmentInspector(discord_api_base=settings.discord_api_base, output_hosts=downloader.allowed),
+        privacy=privacy,
+        retention=Retention(db, privacy, clock, retention_days=settings.retention_days),
+        prompt_log=prompt_log,
     )
 
 
@@ -233,13 +250,18 @@ class BotApp:
         # The Discord side of the services' ports, wired here and nowhere else; the poller starts once
         # the bot is logged in (its setup hook), and stops before the bot and the database close.
         self.bot = HyperealBot(
-            self.services, web, on_error=show_error, on_setup=[self.services.jobs.start], **self._bot_options
+            self.services,
+            web,
+            on_error=show_error,
+            on_setup=[self.services.jobs.start, self.services.retention.start],
+            **self._bot_options,
         )
         self.services.jobs.attach(DiscordJobDelivery(self.bot))
         self.services.alerts.attach(DiscordAlerts(self.bot))
         self._stack.push_async_callback(self._close_bot)
         # Closed first (the stack unwinds in reverse): no job step may run against a closed bot or database.
         self._stack.push_async_callback(self.services.jobs.stop)
+        self._stack.push_async_callback(self.services.retention.stop)  # off the database before it closes
         self._watch_metrics(db)
 
     async def _open_database(self) -> Database:

@@ -44,6 +44,7 @@ INITIAL_EXTENSIONS: tuple[str, ...] = (
     "cogs.chat",
     "cogs.jobs",
     "cogs.media",
+    "cogs.privacy",
 )
 
 COMMANDS_HASH_KEY = "global_commands_hash"

@@ -23,6 +23,7 @@ from bot.errors import InvalidInput, ProviderError
 from bot.hypereal import HyperealClient, ImageResult, MalformedResponse, ProviderTimeout, ServerError
 from bot.hypereal.quirks import failure_may_be_early
 from bot.inputs import check_int
+from bot.logs import PromptLog
 from bot.metrics import Metrics
 from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
 
@@ -143,6 +144,7 @@ class ImageService:
         poll_interval: float = 2.0,
         poll_timeout: float = 600.0,
         metrics: Metrics | None = None,
+        prompt_log: PromptLog | None = None,
     ) -> None:
         self.hypereal = hypereal
         self.catalog = catalog
@@ -153,6 +155,7 @@ class ImageService:
         self.poll_interval = poll_interval
         self.poll_timeout = poll_timeout
         self.metrics = metrics or Metrics()
+        self.prompt_log = prompt_log or PromptLog()
 
     # ── planning (validation before any reservation) ─────────────────────────
 
@@ -327,6 +330,7 @@ class ImageService:
 
     async def _store(self, requester: Requester, plan: ImagePlan, output_urls: list[str], credits: int | None) -> str:
         generation_id = secrets.token_hex(8)
+        self.prompt_log.debug(log, "image prompt", plan.prompt, generation=generation_id, model=plan.spec.id)
         await self.db.execute(
             "INSERT INTO generations (id, guild_id, channel_id, user_id, kind, model, prompt, options_json,"
             " source_urls, output_urls, credits, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -377,6 +381,11 @@ class ImageService:
 
     def reroll_plan(self, generation: Generation) -> ImagePlan:
         """The same request again (same prompt, model and options)."""
+        if not generation.prompt.strip():
+            raise InvalidInput(
+                "This image's prompt was deleted (by /forget-me or after the retention period), so it cannot be "
+                "rerolled. Use /image with a new prompt."
+            )
         options = {k: v for k, v in generation.options.items() if k != "count"}
         count = int(generation.options.get("count", 1))
         spec = self.catalog.require(generation.model, generation.kind)

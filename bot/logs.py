@@ -105,6 +105,35 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+# discord.py loggers whose DEBUG lines carry whole payloads: REST bodies (message content, so prompts and
+# answers) and every gateway event (interactions with their options, so prompts). Kept at INFO or above.
+CONTENT_LOGGERS = ("discord.gateway", "discord.http", "discord.webhook.async_")
+
+
+class PromptLog:
+    """The one way prompts and model text reach the log: at DEBUG, and only with ``LOG_PROMPTS=1``.
+
+    Services log what a member asked or a model answered only through this object; everything else
+    logs ids and sizes. Off (the default), nothing is even formatted.
+    """
+
+    def __init__(self, enabled: bool = False) -> None:
+        self.enabled = enabled
+
+    def debug(self, logger: logging.Logger, what: str, text: str, **fields: object) -> None:
+        """``what key=value… text='…'`` at DEBUG when enabled (fields first, so the JSON formatter picks them up)."""
+        if not self.enabled or not logger.isEnabledFor(logging.DEBUG):
+            return
+        pairs = " ".join(f"{key}={value}" for key, value in fields.items())
+        logger.debug("%s %s chars=%s text=%r", what, pairs, len(text), text)
+
+
+def quiet_library_loggers(level: str) -> None:
+    """Keep discord.py's chatty loggers at INFO or above: their DEBUG lines hold message content and prompts."""
+    for noisy in (*CONTENT_LOGGERS, "discord.client", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+
+
 def configure_logging(
     level: str, secrets: Iterable[str] = (), *, log_format: str = "text", gateway_url: str | None = None
 ) -> None:
@@ -123,5 +152,4 @@ def configure_logging(
     if gateway_url is not None:
         client_log.addFilter(ReconnectNotice(gateway_url))
         logging.getLogger("discord.shard").addFilter(ReconnectNotice(gateway_url))  # the sharded client's retries
-    for noisy in ("discord.gateway", "discord.http", "discord.client", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(level)))
+    quiet_library_loggers(level)

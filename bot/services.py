@@ -20,10 +20,13 @@ if TYPE_CHECKING:
     from bot.hypereal import HyperealClient
     from bot.images import ImageService
     from bot.jobs import JobService
+    from bot.logs import PromptLog
     from bot.metrics import Metrics
     from bot.moderation import Moderation
     from bot.paid import PaidRequests
+    from bot.privacy import PrivacyStore
     from bot.redact import Redactor
+    from bot.retention import Retention
     from bot.settings import Settings
     from bot.transcribe import TranscriptionService
 
@@ -55,3 +58,6 @@ class Services:
     jobs: JobService
     transcription: TranscriptionService
     attachments: AttachmentInspector
+    privacy: PrivacyStore
+    retention: Retention
+    prompt_log: PromptLog

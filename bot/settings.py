@@ -100,10 +100,15 @@ class Settings(BaseSettings):
     default_chat_model: str = "claude-sonnet-4-6"
     chat_context_chars: int = Field(default=24_000, ge=1000)
 
+    # Privacy: prompts, conversation turns and job payloads older than this are purged; so is a removed server's data.
+    retention_days: int = Field(default=30, ge=1, le=3650)
+
     # Operating: /metrics is served only with a token (the web port faces the internet for webhooks).
     metrics_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Prompts and model text are never logged at INFO or above; at DEBUG only with LOG_PROMPTS=1 (debugging).
+    log_prompts: bool = False
 
     @field_validator("shard_ids", mode="before")
     @classmethod

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,11 +113,16 @@ class RunningBot:
 
 
 @contextlib.asynccontextmanager
-async def run_bot(settings: Settings, fake: FakeDiscord, sandbox: SandboxProvider) -> AsyncIterator[RunningBot]:
-    """Start the bot like production does (BotApp), wait for READY and the command sync, stop it after."""
+async def run_bot(
+    settings: Settings, fake: FakeDiscord, sandbox: SandboxProvider, *, clock: Callable[[], float] = time.time
+) -> AsyncIterator[RunningBot]:
+    """Start the bot like production does (BotApp), wait for READY and the command sync, stop it after.
+
+    ``clock`` is the services' clock (periods, retention); Discord's own timing stays real.
+    """
     stop = asyncio.Event()
     # A short guild_ready_timeout only skips discord.py's wait for more GUILD_CREATEs; nothing else changes.
-    async with BotApp(settings, guild_ready_timeout=0.05) as app:
+    async with BotApp(settings, clock=clock, guild_ready_timeout=0.05) as app:
         runner = asyncio.create_task(app.run_until(stop))
         try:
             await fake.wait_for_ready(timeout=15)

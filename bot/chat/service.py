@@ -19,6 +19,7 @@ from bot.chat.pacing import PacedMessage, PacerRegistry
 from bot.credits import GuildSettingsRepo
 from bot.hypereal import ChatMessage, HyperealClient, HyperealError
 from bot.inputs import CHAT_PROMPT_MAX, EMPTY_MESSAGES, check_system_prompt, check_text
+from bot.logs import PromptLog
 from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class ChatService:
         default_model: str,
         context_chars: int,
         clock: Callable[[], float],
+        prompt_log: PromptLog | None = None,
     ) -> None:
         self.hypereal = hypereal
         self.catalog = catalog
@@ -103,6 +105,7 @@ class ChatService:
         self.default_model = default_model
         self.context_chars = context_chars
         self.clock = clock
+        self.prompt_log = prompt_log or PromptLog()
 
     async def prepare(self, request: ChatRequest) -> tuple[str, list[ChatMessage]]:
         """Validate the request and build the messages to send (before anything is reserved)."""
@@ -202,6 +205,8 @@ class ChatService:
         if not outcome.text:
             return None
         requester = request.requester
+        self.prompt_log.debug(log, "chat prompt", prompt, guild=requester.guild_id, user=requester.user_id)
+        self.prompt_log.debug(log, "chat answer", outcome.text, guild=requester.guild_id, model=model)
         asked = await self.conversations.add_turn(
             guild_id=requester.guild_id,
             channel_id=requester.channel_id,

@@ -32,6 +32,7 @@ from bot.hypereal import HyperealClient, HyperealError, JobStatus, NotFound, Pro
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
 from bot.hypereal.quirks import failure_may_be_early
 from bot.jobs.store import Job, JobStore, NewJob, new_job_id, new_webhook_token
+from bot.logs import PromptLog
 from bot.metrics import Metrics
 from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
 from bot.processes import ProcessRegistry
@@ -144,6 +145,7 @@ class JobService:
         concurrency: int = 4,
         metrics: Metrics | None = None,
         processes: ProcessRegistry | None = None,
+        prompt_log: PromptLog | None = None,
     ) -> None:
         self.store = store
         self.processes = processes  # who else is alive (several processes on PostgreSQL)
@@ -155,6 +157,7 @@ class JobService:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.timing = timing or JobTiming()
         self.metrics = metrics or Metrics()
+        self.prompt_log = prompt_log or PromptLog()
         self._deliverer: Deliverer | None = None
         self._submitting: set[str] = set()  # jobs whose submit request is in flight in this process
         self._limit = asyncio.Semaphore(concurrency)
@@ -278,6 +281,9 @@ class JobService:
     ) -> Job:
         token = new_webhook_token() if self.public_url else None
         now = self.clock()
+        given = plan.input.get("prompt") or plan.input.get("text")
+        if given:
+            self.prompt_log.debug(log, "job prompt", str(given), job=job_id, model=plan.spec.id)
         try:
             job = await self.store.create(
                 NewJob(
