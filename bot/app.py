@@ -42,7 +42,7 @@ from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.paid import PaidRequests
-from bot.processes import ProcessRegistry
+from bot.processes import ProcessRegistry, process_slot
 from bot.redact import Redactor
 from bot.services import Services
 from bot.settings import Settings
@@ -77,7 +77,8 @@ def build_services(
     """Wire the domain services on top of the infrastructure (constructor injection, no globals)."""
     metrics = hypereal.metrics  # one registry per app: the one the Hypereal client already reports to
     redactor = Redactor(settings_secrets(settings))
-    processes = ProcessRegistry(db, clock)
+    # A restarted process (same host, same shards) takes over its killed predecessor's work at once.
+    processes = ProcessRegistry(db, clock, slot=process_slot(settings.shard_ids, settings.shard_count))
     ledger = CreditLedger(
         db,
         clock,
