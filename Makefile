@@ -35,7 +35,7 @@ check: $(STAMP_RUN) | .env
 test: $(STAMP_TEST)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4
 
 ## soak: the long soak tests only
 soak: $(STAMP_TEST)

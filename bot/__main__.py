@@ -13,6 +13,7 @@ import signal
 import sys
 
 from bot.errors import ConfigError
+from bot.health import raise_open_file_limit
 from bot.settings import Settings, load_settings
 from bot.startup import EXIT_CONFIG, EXIT_OK, LOGIN_REJECTED, fatal_close_message
 
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         log_format=settings.log_format,
         gateway_url=settings.discord_gateway_url,
     )
+    before, after = raise_open_file_limit()  # slow clients meet the soft limit first, not the hard one
+    if after != before:
+        log.info("open-file limit raised from %s to %s", before, after)
     return asyncio.run(run(settings))
 
 

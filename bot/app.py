@@ -36,10 +36,12 @@ from bot.db import (
     preflight,
 )
 from bot.download import AllowList, SafeDownloader
+from bot.health import WriteProbe
 from bot.hypereal import HyperealClient, RequestLimiter
 from bot.hypereal.shared_budget import SharedRequestLog
 from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
+from bot.kv import KeyValueStore
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.paid import PaidRequests
 from bot.processes import ProcessRegistry, process_slot
@@ -205,9 +207,10 @@ class BotApp:
         processes.start()
         self._stack.push_async_callback(processes.stop)
         await self.services.jobs.recover()  # before any command can reserve anything
+        write_probe = WriteProbe(KeyValueStore(db))  # /healthz checks that a write works, not just a read
         web = WebServer(
             create_web_app(
-                HealthProbe(gateway_connected=self._gateway_connected, database_ok=self._database_ok),
+                HealthProbe(gateway_connected=self._gateway_connected, database_problem=write_probe.problem),
                 install_webhook_route(self.services.jobs),
                 install_metrics_route(self.services.metrics, settings.metrics_token),
             ),
@@ -294,14 +297,6 @@ class BotApp:
 
     def _gateway_connected(self) -> bool:
         return self.bot.gateway_connected()
-
-    async def _database_ok(self) -> bool:
-        try:
-            await self.services.db.fetch_value("SELECT 1")
-        except Exception:
-            log.exception("health check: database query failed")
-            return False
-        return True
 
     async def _close_bot(self) -> None:
         if not self.bot.is_closed():

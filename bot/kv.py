@@ -13,11 +13,11 @@ class KeyValueStore:
 
     async def get(self, key: str) -> str | None:
         """The stored value, or None."""
-        return await self._db.fetch_value("SELECT value FROM kv WHERE key = :key", {"key": key})
+        return await self._db.fetch_value("SELECT value FROM kv WHERE key = ?", (key,))
 
     async def set(self, key: str, value: str) -> None:
         """Store ``value`` under ``key`` (insert or replace)."""
         await self._db.execute(
-            "INSERT INTO kv (key, value) VALUES (:key, :value) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            {"key": key, "value": value},
+            "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
         )

@@ -428,13 +428,14 @@ class PostgresReport:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.skipped_no_server:
             terminalreporter.write_line(f"{NO_POSTGRES} ({self.skipped_no_server} tests)", yellow=True)
-        if self.server is None or not (self.passed or self.failed):
+        if not (self.passed or self.failed):
             return
-        where = (
-            f"own server {self.server.version}, started in {self.server.startup_seconds:.1f} s"
-            if self.server.owned
-            else f"TEST_DATABASE_URL, server {self.server.version}"
-        )
+        if self.server is None:  # pytest-xdist: each worker started (or reached) its own server
+            where = "a server per test worker"
+        elif self.server.owned:
+            where = f"own server {self.server.version}, started in {self.server.startup_seconds:.1f} s"
+        else:
+            where = f"TEST_DATABASE_URL, server {self.server.version}"
         failed = f", {self.failed} failed" if self.failed else ""
         terminalreporter.write_line(f"PostgreSQL tests: {self.passed} passed{failed} ({where})", green=not failed)
 

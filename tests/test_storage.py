@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from bot.db import Database, DatabaseError
+from bot.kv import KeyValueStore
 from bot.storage.placeholders import numbered
 
 
@@ -100,3 +101,11 @@ async def test_migrations_apply_once_and_record_the_version(database: Database) 
     assert await database.schema_version() == version
     assert await database.migrate() == version  # nothing applied twice
     assert await database.fetch_value("SELECT COUNT(*) FROM ledger") == 0
+
+
+async def test_the_key_value_store_upserts_on_both_backends(migrated: Database) -> None:
+    kv = KeyValueStore(migrated)
+    assert await kv.get("k") is None
+    await kv.set("k", "1")
+    await kv.set("k", "2")
+    assert await kv.get("k") == "2"
