@@ -83,7 +83,7 @@ class ProcessRegistry:
             if float(row["heartbeat_at"]) >= now - HEARTBEAT_TTL_SECONDS:
                 # Usually a process killed moments ago. If it is in fact alive, two processes run the
                 # same shards on one host (a configuration mistake); its next beat re-registers it.
-                log.warning("taking over from the previous process of slot %s: %s", self.slot, row["owner"])
+                log.warning("taking over from %s, the previous process with these shards on this host", row["owner"])
         return [row["owner"] for row in rows]
 
     async def _upsert(self, now: float) -> None:

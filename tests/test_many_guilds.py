@@ -28,11 +28,11 @@ GUILDS = 3000
 
 @contextlib.asynccontextmanager
 async def running(
-    fake: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, **bot_options: Any
+    fake: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, shard_count: int | None = None, **bot_options: Any
 ) -> AsyncIterator[BotApp]:
-    """The bot with SHARD_COUNT unset and commands synced globally (the filler guilds are not the dev guild)."""
-    settings = bot_settings(fake, sandbox, tmp_path, discord_dev_guild_id=None)
-    assert settings.shard_count is None
+    """The bot (SHARD_COUNT unset unless given) with commands synced globally (filler guilds are not the dev guild)."""
+    settings = bot_settings(fake, sandbox, tmp_path, discord_dev_guild_id=None, shard_count=shard_count)
+    assert settings.shard_count == shard_count
     assert settings.shard_ids is None
     stop = asyncio.Event()
     async with BotApp(settings, guild_ready_timeout=0.05, **bot_options) as app:
@@ -84,22 +84,27 @@ async def test_3000_guilds_connect_in_3_shards_and_answer_on_the_last(sandbox: S
 
 
 @pytest.mark.timeout(90)
-async def test_identify_is_paced_by_max_concurrency(sandbox: SandboxProvider, tmp_path: Path) -> None:
+async def test_identify_is_paced_by_max_concurrency_with_shard_count_set(
+    sandbox: SandboxProvider, tmp_path: Path
+) -> None:
     """max_concurrency=2: shards 0 and 1 (buckets 0 and 1) start together, shard 2 (bucket 0 again) waits a window.
 
-    The window is a constructor parameter (Discord's is 5 s); 1.5 s keeps the test short.
+    SHARD_COUNT=3 is set, so the limit is read from GET /gateway/bot all the same. Few guilds: the pacing
+    is the point here, not the load. The window is a constructor parameter (Discord's is 5 s); 3 s keeps
+    the test short.
     """
-    window = 1.5
+    window = 3.0
     async with (
-        FakeDiscord(extra_guilds=GUILDS - 2, max_concurrency=2) as fake,
-        running(fake, sandbox, tmp_path, identify_window=window) as app,
+        FakeDiscord(max_concurrency=2) as fake,
+        running(fake, sandbox, tmp_path, shard_count=3, identify_window=window) as app,
     ):
         await fake.wait_for_shards(3, timeout=60)
         assert app.bot.max_concurrency == 2
+        assert fake.calls_to("GET", "/gateway/bot")  # read although SHARD_COUNT is set
         first = _by_shard(fake)
         zero, one, two = (first[n].identified_at for n in range(3))
         # Shard 2 shares shard 0's bucket: it waited for the window (a lower bound: safe on a busy machine).
         assert two - zero >= window - 0.05, two - zero
-        # Shard 1 has a bucket of its own: it did not wait a window behind shard 0 (discord.py's default would:
-        # 5 s, here would be `window`). Its IDENTIFY follows shard 0's connection without any sleep.
+        # Shard 1 has a bucket of its own: no window behind shard 0 (discord.py's default hook sleeps 5 s, this
+        # one would sleep `window`); it follows shard 0's connection at once.
         assert one - zero < window, one - zero
