@@ -15,12 +15,15 @@ import aiohttp
 import discord
 import yarl
 from discord import app_commands
+from discord.errors import ConnectionClosed
 from discord.ext import commands
+from discord.gateway import DiscordWebSocket
+from discord.shard import Shard
 
 from bot.errors import BotError, ConfigError
 from bot.invite import invite_url
 from bot.kv import KeyValueStore
-from bot.startup import Backoff, unreachable_reason
+from bot.startup import FATAL_GATEWAY_CLOSES, Backoff, unreachable_reason
 
 if TYPE_CHECKING:
     from bot.metrics import Metrics
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from bot.web import WebServer
 
 log = logging.getLogger(__name__)
+shard_log = logging.getLogger("discord.shard")  # where discord.py logs shard retries (see bot.logs)
 
 # Every cog is listed here and loaded fail-fast: a bot whose credits cog failed must not take paid jobs.
 INITIAL_EXTENSIONS: tuple[str, ...] = (
@@ -347,12 +351,14 @@ class HyperealBot(commands.AutoShardedBot):
             self._identified_at[bucket] = time.monotonic()
 
     async def launch_shard(self, gateway: Any, shard_id: int, *, initial: bool = False) -> None:
-        """As discord.py, but a retry that ``close()`` can stop.
+        """Connect one shard, retrying every 5 s as discord.py does — with two differences.
 
-        discord.py retries a refused shard every 5 s forever, even after ``close()``, so SIGTERM
-        during a gateway outage would never finish: ``close()`` cancels these attempts.
+        A close code that no retry can fix (a bad token, an invalid shard, sharding required…:
+        :data:`bot.startup.FATAL_GATEWAY_CLOSES`) is raised, so start-up ends with its one-line
+        explanation instead of retrying for ever; and ``close()`` cancels the retries, so SIGTERM
+        during a gateway outage finishes.
         """
-        attempt = asyncio.ensure_future(super().launch_shard(gateway, shard_id, initial=initial))
+        attempt = asyncio.ensure_future(self._connect_shard(gateway, shard_id, initial=initial))
         self._shard_launches.add(attempt)
         try:
             await attempt
@@ -361,6 +367,28 @@ class HyperealBot(commands.AutoShardedBot):
                 raise
         finally:
             self._shard_launches.discard(attempt)
+
+    async def _connect_shard(self, gateway: Any, shard_id: int, *, initial: bool) -> None:
+        while True:
+            try:
+                ws = await asyncio.wait_for(
+                    DiscordWebSocket.from_client(self, initial=initial, gateway=gateway, shard_id=shard_id),
+                    timeout=self.shard_connect_timeout,
+                )
+                break
+            except ConnectionClosed as exc:
+                if exc.code in FATAL_GATEWAY_CLOSES:
+                    raise
+                shard_log.exception("Failed to connect for shard_id: %s. Retrying...", shard_id)
+            except Exception:
+                shard_log.exception("Failed to connect for shard_id: %s. Retrying...", shard_id)
+            initial = False
+            await asyncio.sleep(5.0)
+        # From here as discord.py's own launch_shard: the shard reads its socket while the others connect.
+        # (Its queue and shard map are private to AutoShardedClient, hence the mangled names.)
+        shard = Shard(ws, self, self._AutoShardedClient__queue.put_nowait)  # type: ignore[attr-defined]
+        self._AutoShardedClient__shards[shard_id] = shard  # type: ignore[attr-defined]
+        shard.launch()
 
     async def close(self) -> None:
         """Let running handlers finish, close the gateway, then the web server.

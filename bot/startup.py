@@ -24,12 +24,13 @@ FATAL_GATEWAY_CLOSES: dict[int, str] = {
         "bot token again from the developer portal (Bot → Reset Token) into .env."
     ),
     4010: (
-        "Discord closed the gateway: invalid shard (4010). This bot connects as a single shard; check that "
-        "DISCORD_GATEWAY_URL points at Discord (or a correctly configured gateway proxy)."
+        "Discord closed the gateway: invalid shard (4010). Check SHARD_COUNT and SHARD_IDS (ids 0 to "
+        "SHARD_COUNT-1, the same SHARD_COUNT in every process), and that DISCORD_GATEWAY_URL points at Discord "
+        "(or a correctly configured gateway proxy)."
     ),
     4011: (
-        "Discord closed the gateway: sharding required (4011). The bot is in too many servers for one "
-        "connection (2,500 or more) and needs a sharded deployment (README: scaling out)."
+        "Discord closed the gateway: sharding required (4011). A shard would serve more than 2,500 servers: "
+        "raise SHARD_COUNT, or leave it unset so the bot takes the count Discord recommends (README: Scaling out)."
     ),
     4012: (
         "Discord closed the gateway: invalid API version (4012). Update the bot; check that DISCORD_GATEWAY_URL "
