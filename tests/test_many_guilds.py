@@ -44,6 +44,18 @@ async def running(
             await asyncio.wait_for(runner, timeout=30)
 
 
+async def wait_for_shards(fake: FakeDiscord, count: int, timeout: float = 90.0) -> None:
+    """Every shard connected; a failure says which sessions identified when (not only "timed out")."""
+    try:
+        await fake.wait_for_shards(count, timeout=timeout)
+    except TimeoutError:
+        sessions = [(s.shard_id, round(s.identified_at, 2), len(s.guild_ids)) for s in fake.identified]
+        raise AssertionError(
+            f"not all {count} shards connected in {timeout:.0f} s: open={fake.shards_connected} "
+            f"identified (shard, at, guilds)={sessions} gateway_bot_calls={len(fake.calls_to('GET', '/gateway/bot'))}"
+        ) from None
+
+
 def _by_shard(fake: FakeDiscord) -> dict[int, GatewaySession]:
     """The first IDENTIFY of each shard (a session the fake closed and the bot re-identified counts once)."""
     first: dict[int, GatewaySession] = {}
@@ -52,14 +64,14 @@ def _by_shard(fake: FakeDiscord) -> dict[int, GatewaySession]:
     return first
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)  # room for the waits below and the bot's shutdown on a loaded machine
 async def test_3000_guilds_connect_in_3_shards_and_answer_on_the_last(sandbox: SandboxProvider, tmp_path: Path) -> None:
     started = time.monotonic()
     async with FakeDiscord(extra_guilds=GUILDS - 2, max_concurrency=16) as fake:
         assert len(fake.guilds) == GUILDS
         assert fake.recommended_shards() == 3
         async with running(fake, sandbox, tmp_path) as app:
-            await fake.wait_for_shards(3, timeout=60)
+            await wait_for_shards(fake, 3)
             await fake.wait_for_commands(timeout=30)
             await asyncio.wait_for(app.bot.wait_until_ready(), timeout=60)
             connected = time.monotonic() - started
@@ -83,7 +95,7 @@ async def test_3000_guilds_connect_in_3_shards_and_answer_on_the_last(sandbox: S
     print(f"\nmany guilds: guilds={GUILDS} shards=3 connected_s={connected:.1f} identify_spread_s={spread:.2f}")
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)  # room for the waits below and the bot's shutdown on a loaded machine
 async def test_identify_is_paced_by_max_concurrency_with_shard_count_set(
     sandbox: SandboxProvider, tmp_path: Path
 ) -> None:
@@ -98,7 +110,7 @@ async def test_identify_is_paced_by_max_concurrency_with_shard_count_set(
         FakeDiscord(max_concurrency=2) as fake,
         running(fake, sandbox, tmp_path, shard_count=3, identify_window=window) as app,
     ):
-        await fake.wait_for_shards(3, timeout=60)
+        await wait_for_shards(fake, 3)
         assert app.bot.max_concurrency == 2
         assert fake.calls_to("GET", "/gateway/bot")  # read although SHARD_COUNT is set
         first = _by_shard(fake)
