@@ -19,6 +19,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from bot.attachments import AttachmentInspector
+from bot.audit import AuditLog
 from bot.bot import HyperealBot, point_discord_at
 from bot.catalog import Catalog
 from bot.chat.conversations import ConversationStore
@@ -43,6 +44,7 @@ from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.kv import KeyValueStore
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
+from bot.moderation import Moderation, load_terms
 from bot.paid import PaidRequests
 from bot.processes import ProcessRegistry, process_slot
 from bot.redact import Redactor
@@ -81,6 +83,7 @@ def build_services(
     redactor = Redactor(settings_secrets(settings))
     # A restarted process (same host, same shards) takes over its killed predecessor's work at once.
     processes = ProcessRegistry(db, clock, slot=process_slot(settings.shard_ids, settings.shard_count))
+    audit = AuditLog(db, clock)
     ledger = CreditLedger(
         db,
         clock,
@@ -88,11 +91,20 @@ def build_services(
         default_period=settings.default_period,
         metrics=metrics,
         owner=processes.owner,
+        audit=audit,
     )
-    channels = ChannelPolicy(db)
-    guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold)
+    channels = ChannelPolicy(db, audit)
+    guild_settings = GuildSettingsRepo(db, default_confirm_threshold=settings.confirm_threshold, audit=audit)
     alerts = BudgetAlerts(db, ledger, guild_settings, clock)
-    paid = PaidRequests(ledger, channels, guild_settings, alerts, hypereal.limiter)
+    moderation = Moderation(
+        db,
+        audit,
+        guild_settings,
+        clock,
+        explicit_terms=load_terms(),
+        default_max_inflight=settings.max_inflight_per_member,
+    )
+    paid = PaidRequests(ledger, channels, guild_settings, alerts, hypereal.limiter, moderation)
     conversations = ConversationStore(db, clock)
     chat = ChatService(
         hypereal=hypereal,
@@ -139,6 +151,8 @@ def build_services(
         channels=channels,
         guild_settings=guild_settings,
         paid=paid,
+        audit=audit,
+        moderation=moderation,
         usage=UsageReport(db),
         alerts=alerts,
         conversations=conversations,

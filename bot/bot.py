@@ -38,6 +38,7 @@ INITIAL_EXTENSIONS: tuple[str, ...] = (
     "cogs.meta",
     "cogs.credits",
     "cogs.admin",
+    "cogs.moderation",
     "cogs.operator",
     "cogs.images",
     "cogs.chat",
@@ -397,6 +398,9 @@ class HyperealBot(commands.AutoShardedBot):
         """
         self._stopping.set()
         await self._drain_handlers(SHUTDOWN_GRACE_SECONDS)
+        # The job poller posts through this client's HTTP session: stop it (a delivery in flight gets its grace)
+        # before the session closes, or in-flight deliveries would fail, count as failed steps and be refunded.
+        await self.services.jobs.stop()
         await super().close()
         for attempt in list(self._shard_launches):
             attempt.cancel()

@@ -225,7 +225,7 @@ class ImageService:
         between leaves a held reservation that start-up refunds — a paid result is delivered or
         refunded, never charged and dropped.
         """
-        request = PaidRequest(requester, plan.kind, plan.spec.id, plan.quote, key, plan.what)
+        request = PaidRequest(requester, plan.kind, plan.spec.id, plan.quote, key, plan.what, texts=(plan.prompt,))
 
         async def work(bill: Bill) -> ImageOutcome:
             await member.acknowledge()

@@ -1,7 +1,8 @@
 """The one paid-request use case every paid path goes through.
 
-channel policy → price (exact or an estimate) → confirmation when it is over the server's
-threshold → reserve (one ledger write) → call Hypereal → settle to the ``creditsUsed`` it reports,
+blocked member → content rules → channel policy → price (exact or an estimate) → confirmation when it
+is over the server's threshold → reserve (one ledger write, which also holds the member to the in-flight
+limit and the category cooldown) → call Hypereal → settle to the ``creditsUsed`` it reports,
 or refund → budget alerts → the receipt (``model · N credits · M left``).
 
 The steps that need Discord go through small ports the cogs implement: :class:`MemberPort` asks
@@ -20,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from bot.catalog import Quote
 from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, ReservationNotFound
@@ -28,6 +29,9 @@ from bot.errors import BotError, ProviderError
 from bot.hypereal import InsufficientCredits as HyperealInsufficientCredits
 from bot.hypereal import RequestLimiter
 from bot.wording import category_noun, credits_text, sentence_start
+
+if TYPE_CHECKING:
+    from bot.moderation import Moderation
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,7 @@ class Requester:
     parent_channel_id: int | None = None  # a thread's parent channel: channel policy follows it
     display_name: str | None = None
     channel_name: str | None = None
+    age_restricted: bool = False  # the channel (a thread: its parent) is marked age-restricted (nsfw)
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,7 @@ class PaidRequest:
     quote: Quote
     key: str
     what: str  # what is being bought, for the confirmation ("A video with kling-3-0-std-t2v")
+    texts: tuple[str, ...] = ()  # every prompt and text input: checked against the server's content rules
 
 
 class MemberPort(Protocol):
@@ -143,7 +149,9 @@ class PaidRequests:
         guild_settings: GuildSettingsRepo,
         alerts: BudgetAlerts,
         limiter: RequestLimiter | None = None,
+        moderation: Moderation | None = None,
     ) -> None:
+        self.moderation = moderation
         self.ledger = ledger
         self.channels = channels
         self.guild_settings = guild_settings
@@ -153,14 +161,17 @@ class PaidRequests:
     # ── the use case ─────────────────────────────────────────────────────────
 
     async def run(self, request: PaidRequest, member: MemberPort, work: Callable[[Bill], Awaitable[T]]) -> T:
-        """Channel policy, confirmation, reservation, then ``work(bill)`` (Hypereal and delivery), then settlement.
+        """Member block, content rules, channel policy, confirmation, reservation, then ``work(bill)``, then settlement.
 
         ``work`` settles the bill itself when it knows Hypereal's report (``settle_bill``), hands it
         over to a job, or returns; an exception refunds. Raises the refusals (``ChannelNotAllowed``,
-        ``RequestDeclined``, the ledger's ``InsufficientCredits``/``QuotaExceeded``/``BudgetFrozen``)
-        before anything is reserved.
+        ``RequestDeclined``, ``MemberBlocked``, ``ContentRefused``, the ledger's ``InsufficientCredits``/
+        ``QuotaExceeded``/``BudgetFrozen``/``TooManyInFlight``/``CooldownActive``) before anything is reserved.
         """
         requester = request.requester
+        if self.moderation is not None:
+            await self.moderation.check_member(requester.guild_id, requester.user_id)
+            await self.moderation.check_text(requester.guild_id, request.texts, age_restricted=requester.age_restricted)
         await self.check_channel(requester, request.category)
         if await self.needs_confirmation(requester, request.quote.credits) and not await member.confirm(
             request.what, request.quote
@@ -211,6 +222,11 @@ class PaidRequests:
     async def reserve(self, requester: Requester, category: str, model: str, estimate: int, key: str) -> None:
         """Check the channel, then hold ``estimate`` credits under ``key`` (raises the ledger's errors)."""
         await self.check_channel(requester, category)
+        max_in_flight, cooldown = (
+            await self.moderation.limits(requester.guild_id, ledger_category(category))
+            if self.moderation is not None
+            else (None, None)
+        )
         await self.ledger.reserve(
             requester.guild_id,
             requester.user_id,
@@ -222,6 +238,8 @@ class PaidRequests:
             model=model,
             user_name=requester.display_name,
             channel_name=requester.channel_name,
+            max_in_flight=max_in_flight,
+            cooldown=cooldown,
         )
 
     async def settle(self, guild_id: int, key: str, model: str, actual: int) -> Charge:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from bot.attachments import AttachmentInspector
+    from bot.audit import AuditLog
     from bot.catalog import Catalog
     from bot.chat.conversations import ConversationStore
     from bot.chat.service import ChatService
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from bot.images import ImageService
     from bot.jobs import JobService
     from bot.metrics import Metrics
+    from bot.moderation import Moderation
     from bot.paid import PaidRequests
     from bot.redact import Redactor
     from bot.settings import Settings
@@ -43,6 +45,8 @@ class Services:
     channels: ChannelPolicy
     guild_settings: GuildSettingsRepo
     paid: PaidRequests
+    audit: AuditLog
+    moderation: Moderation
     usage: UsageReport
     alerts: BudgetAlerts
     conversations: ConversationStore

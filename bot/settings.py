@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     default_allowance: int = Field(default=1000, ge=0)
     default_period: Period = "month"
     confirm_threshold: int = Field(default=50, ge=0)
+    # Abuse limit: requests one member may have in flight at once (a server can change it: /moderation limits).
+    max_inflight_per_member: int = Field(default=3, ge=1, le=20)
 
     # Jobs and delivery
     job_deadline_minutes: int = Field(default=45, ge=1)

@@ -101,6 +101,7 @@ def requester_of(interaction: discord.Interaction[Any]) -> Requester:
     channel = interaction.channel
     parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
     return Requester(
+        age_restricted=is_age_restricted(channel, interaction.client),
         guild_id=interaction.guild_id or 0,
         user_id=user.id,
         role_ids=roles,
@@ -109,6 +110,14 @@ def requester_of(interaction: discord.Interaction[Any]) -> Requester:
         display_name=user.display_name,
         channel_name=getattr(channel, "name", None),
     )
+
+
+def is_age_restricted(channel: object, client: discord.Client) -> bool:
+    """True in a channel marked age-restricted (``nsfw``); a thread follows its parent channel."""
+    if isinstance(channel, discord.Thread):
+        parent = channel.parent or client.get_channel(channel.parent_id)
+        return bool(getattr(parent, "nsfw", False))
+    return bool(getattr(channel, "nsfw", False))
 
 
 def require_guild(interaction: discord.Interaction[Any]) -> int:

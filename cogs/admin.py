@@ -32,6 +32,13 @@ def _cap_text(cap: int | None) -> str:
     return "unlimited" if cap is None else credits_text(cap)
 
 
+def _fit(text: str, limit: int = 4000) -> str:
+    """An embed description under Discord's 4096 characters (cut on a line)."""
+    if len(text) <= limit:
+        return text
+    return text[: text.rfind("\n", 0, limit)] + "\n…"
+
+
 class Admin(commands.Cog):
     """Quotas, generation channels and usage reports for server admins."""
 
@@ -112,10 +119,12 @@ class Admin(commands.Cog):
         guild_id = require_manager(interaction)
         ledger = self.bot.services.ledger
         if cap is None and not unlimited:
-            await ledger.clear_user_cap(guild_id, member.id, category.value)
+            await ledger.clear_user_cap(guild_id, member.id, category.value, by=interaction.user.id)
             text = f"Removed {member.mention}'s own {category.name} cap: their roles' or the default cap applies."
         else:
-            await ledger.set_user_cap(guild_id, member.id, category.value, None if unlimited else cap)
+            await ledger.set_user_cap(
+                guild_id, member.id, category.value, None if unlimited else cap, by=interaction.user.id
+            )
             text = f"{member.mention} can now spend {_cap_text(None if unlimited else cap)} on {category.name}."
         await interaction.response.send_message(text + " (per period)", ephemeral=True, allowed_mentions=NO_MENTIONS)
 
@@ -132,10 +141,10 @@ class Admin(commands.Cog):
         guild_id = require_manager(interaction)
         ledger = self.bot.services.ledger
         if cap is None:
-            await ledger.clear_user_cap(guild_id, 0, category.value)
+            await ledger.clear_user_cap(guild_id, 0, category.value, by=interaction.user.id)
             text = f"No default {category.name} cap any more."
         else:
-            await ledger.set_user_cap(guild_id, 0, category.value, cap)
+            await ledger.set_user_cap(guild_id, 0, category.value, cap, by=interaction.user.id)
             text = f"Every member can spend up to {credits_text(cap)} on {category.name} per period by default."
         await interaction.response.send_message(text, ephemeral=True)
 
@@ -159,10 +168,12 @@ class Admin(commands.Cog):
         guild_id = require_manager(interaction)
         ledger = self.bot.services.ledger
         if cap is None and not unlimited:
-            await ledger.clear_role_cap(guild_id, role.id, category.value)
+            await ledger.clear_role_cap(guild_id, role.id, category.value, by=interaction.user.id)
             text = f"Removed the {category.name} cap of {role.mention}."
         else:
-            await ledger.set_role_cap(guild_id, role.id, category.value, None if unlimited else cap)
+            await ledger.set_role_cap(
+                guild_id, role.id, category.value, None if unlimited else cap, by=interaction.user.id
+            )
             text = f"Members with {role.mention} can spend {_cap_text(None if unlimited else cap)} on {category.name}."
         await interaction.response.send_message(text + " (per period)", ephemeral=True, allowed_mentions=NO_MENTIONS)
 
@@ -197,7 +208,12 @@ class Admin(commands.Cog):
         guild_id = require_manager(interaction)
         values = parse_percentages(threshold)
         repo = self.bot.services.guild_settings
-        await repo.update(guild_id, alert_channel_id=channel.id if channel else None, alert_thresholds=values)
+        await repo.update(
+            guild_id,
+            by=interaction.user.id,
+            alert_channel_id=channel.id if channel else None,
+            alert_thresholds=values,
+        )
         text = (
             f"Budget alerts go to {channel.mention} at " + ", ".join(f"{v}%" for v in values) + "."
             if channel
@@ -214,7 +230,7 @@ class Admin(commands.Cog):
     ) -> None:
         """Set the price above which members confirm before spending."""
         guild_id = require_manager(interaction)
-        await self.bot.services.guild_settings.update(guild_id, confirm_threshold=credits)
+        await self.bot.services.guild_settings.update(guild_id, by=interaction.user.id, confirm_threshold=credits)
         await interaction.response.send_message(
             f"Requests over {credits_text(credits)} now ask for confirmation first.", ephemeral=True
         )
@@ -227,13 +243,55 @@ class Admin(commands.Cog):
         """Let every member use the buttons under image results, or only the member who asked."""
         guild_id = require_manager(interaction)
         shared = check_choice(state, ("on", "off"), name="The state") == "on"
-        await self.bot.services.guild_settings.update(guild_id, shared_buttons=shared)
+        await self.bot.services.guild_settings.update(guild_id, by=interaction.user.id, shared_buttons=shared)
         text = (
             "Anyone can now press the buttons under image results; the member who presses pays."
             if shared
             else "Only the member who asked can now press the buttons under their image results."
         )
         await interaction.response.send_message(text, ephemeral=True)
+
+    @quota.command(name="block")
+    @app_commands.describe(member="Who may no longer make paid requests here", reason="Shown to them (optional)")
+    async def block(
+        self,
+        interaction: discord.Interaction[HyperealBot],
+        member: discord.Member,
+        reason: app_commands.Range[str, 1, 200] | None = None,
+    ) -> None:
+        """Block a member from every paid command on this server."""
+        guild_id = require_manager(interaction)
+        changed = await self.bot.services.moderation.block(guild_id, member.id, by=interaction.user.id, reason=reason)
+        text = (
+            f"{member.mention} is now blocked from paid commands here; /quota unblock lets them back."
+            if changed
+            else f"{member.mention} was already blocked."
+        )
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @quota.command(name="unblock")
+    @app_commands.describe(member="Who may make paid requests again")
+    async def unblock(self, interaction: discord.Interaction[HyperealBot], member: discord.Member) -> None:
+        """Let a blocked member use paid commands again."""
+        guild_id = require_manager(interaction)
+        changed = await self.bot.services.moderation.unblock(guild_id, member.id, by=interaction.user.id)
+        text = f"{member.mention} can use paid commands again." if changed else f"{member.mention} was not blocked."
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @quota.command(name="audit")
+    @app_commands.describe(member="Only changes made by or about this member")
+    async def audit(self, interaction: discord.Interaction[HyperealBot], member: discord.Member | None = None) -> None:
+        """The latest 25 admin and operator changes on this server: who, when, what, old → new."""
+        guild_id = require_manager(interaction)
+        entries = await self.bot.services.audit.latest(guild_id, actor_or_target=member.id if member else None)
+        lines = [entry.line() for entry in entries]
+        embed = discord.Embed(
+            title="Admin audit log" + (f" · {member.display_name}" if member else ""),
+            description=_fit("\n".join(lines)) if lines else "No changes recorded yet.",
+            colour=discord.Colour.blurple(),
+        )
+        embed.set_footer(text="Latest 25, newest first.")
+        await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     # ── /channels ────────────────────────────────────────────────────────────
 
@@ -250,7 +308,7 @@ class Admin(commands.Cog):
         guild_id = require_manager(interaction)
         target = channel.id if channel else interaction.channel_id or 0
         policy = self.bot.services.channels
-        await policy.enable(guild_id, category.value, target)
+        await policy.enable(guild_id, category.value, target, by=interaction.user.id)
         now = await policy.policy(guild_id, category.value)
         await interaction.response.send_message(f"{category.name}: {now.describe()}.", ephemeral=True)
 
@@ -267,7 +325,7 @@ class Admin(commands.Cog):
         guild_id = require_manager(interaction)
         target = channel.id if channel else interaction.channel_id or 0
         policy = self.bot.services.channels
-        await policy.disable(guild_id, category.value, target)
+        await policy.disable(guild_id, category.value, target, by=interaction.user.id)
         now = await policy.policy(guild_id, category.value)
         await interaction.response.send_message(f"{category.name}: {now.describe()}.", ephemeral=True)
 
@@ -279,7 +337,7 @@ class Admin(commands.Cog):
     ) -> None:
         """Allow a category everywhere again."""
         guild_id = require_manager(interaction)
-        await self.bot.services.channels.reset(guild_id, category.value)
+        await self.bot.services.channels.reset(guild_id, category.value, by=interaction.user.id)
         await interaction.response.send_message(f"{category.name}: everywhere.", ephemeral=True)
 
     @channels.command(name="show")

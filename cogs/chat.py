@@ -24,6 +24,7 @@ from cogs._shared import (
     ConfirmView,
     InteractionMember,
     error_message,
+    is_age_restricted,
     requester_of,
     require_guild,
     require_manager,
@@ -213,7 +214,7 @@ class Chat(commands.Cog):
         if system_prompt is not None:
             removed = system_prompt.strip().lower() == "none"
             changes["system_prompt"] = None if removed else check_system_prompt(system_prompt)
-        settings = await services.guild_settings.update(guild_id, **changes)
+        settings = await services.guild_settings.update(guild_id, by=interaction.user.id, **changes)
         model_name = settings.default_chat_model or services.settings.default_chat_model
         system_text = settings.system_prompt or "(none)"
         await interaction.response.send_message(
@@ -253,6 +254,7 @@ class Chat(commands.Cog):
             parent_channel_id=channel.parent_id if isinstance(channel, discord.Thread) else None,
             display_name=message.author.display_name,
             channel_name=getattr(channel, "name", None),
+            age_restricted=is_age_restricted(channel, self.bot),
         )
         stop = asyncio.Event()
         view = StopView(message.author.id, stop)

@@ -132,7 +132,10 @@ class ChatService:
         """
         model, messages = await self.prepare(request)
         quote = Quote(self.quote(model, messages), exact=False)  # scales with the conversation: an estimate
-        paid = PaidRequest(request.requester, "chat", model, quote, request.key, f"An answer from {model}")
+        paid = PaidRequest(
+            request.requester, "chat", model, quote, request.key, f"An answer from {model}",
+            texts=(request.prompt, request.system or ""),
+        )  # fmt: skip
         outcome = ChatOutcome()
         stop = stop or asyncio.Event()
 

@@ -65,3 +65,26 @@ class GrantBelowZero(BotError):
         )
         self.balance = balance
         self.amount = amount
+
+
+class TooManyInFlight(BotError):
+    """The member already has as many requests in flight as the server allows: refused, nothing reserved."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"Refused, not queued: you already have {limit} request{'s' if limit != 1 else ''} in progress, the most "
+            "this server allows at once. Nothing was charged; try again when one has finished (see /jobs)."
+        )
+        self.limit = limit
+
+
+class CooldownActive(BotError):
+    """The member asked again within the server's cooldown for this category."""
+
+    def __init__(self, category: str, seconds: int, retry_after: int) -> None:
+        super().__init__(
+            f"This server has a {seconds}-second cooldown between {category_noun(category)} requests. "
+            f"Nothing was charged; try again in {retry_after} s."
+        )
+        self.category = category
+        self.retry_after = retry_after

@@ -25,7 +25,16 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.credits.errors import BudgetFrozen, GrantBelowZero, InsufficientCredits, QuotaExceeded, ReservationNotFound
+from bot.audit import AuditLog
+from bot.credits.errors import (
+    BudgetFrozen,
+    CooldownActive,
+    GrantBelowZero,
+    InsufficientCredits,
+    QuotaExceeded,
+    ReservationNotFound,
+    TooManyInFlight,
+)
 from bot.credits.periods import PERIODS, next_reset, period_start
 from bot.db import Database, Executor, Row
 from bot.inputs import CAP_RANGE, check_int
@@ -112,6 +121,7 @@ class CreditLedger:
         default_period: str,
         metrics: Metrics | None = None,
         owner: str | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         if default_period not in PERIODS:
             raise ValueError(f"default_period must be one of {PERIODS}")
@@ -121,6 +131,11 @@ class CreditLedger:
         self.default_period = default_period
         self.metrics = metrics or Metrics()
         self.owner = owner  # the process that holds the reservations it makes (bot.processes)
+        self.audit = audit
+
+    async def _audit(self, tx: Executor, guild_id: int, by: int | None, action: str, **fields: object) -> None:
+        if self.audit is not None:
+            await self.audit.record(guild_id, by, action, tx=tx, **fields)  # type: ignore[arg-type]
 
     def _now(self) -> int:
         return int(self.clock())
@@ -272,9 +287,15 @@ class CreditLedger:
         model: str | None = None,
         user_name: str | None = None,
         channel_name: str | None = None,
+        max_in_flight: int | None = None,
+        cooldown: int | None = None,
     ) -> Reservation:
         """Hold ``estimate`` credits for a request, checking the balance and the member's cap, atomically.
 
+        With ``max_in_flight``, a member who already holds that many reservations is refused
+        (``TooManyInFlight``); with ``cooldown`` (seconds), one whose last request of this category
+        is more recent is refused (``CooldownActive``). Both are counted under the guild's lock, so
+        concurrent requests of one member cannot all slip past the count (also across processes).
         The same ``key`` twice returns the first reservation and changes nothing.
         """
         if estimate < 0:
@@ -291,6 +312,20 @@ class CreditLedger:
                 return _reservation(existing)
             if budget.frozen:
                 raise BudgetFrozen()
+            if max_in_flight is not None:
+                held = await tx.fetch_value(
+                    "SELECT COUNT(*) FROM reservations WHERE guild_id = ? AND user_id = ? AND state = 'held'",
+                    (guild_id, user_id),
+                )
+                if int(held or 0) >= max_in_flight:
+                    raise TooManyInFlight(max_in_flight)
+            if cooldown:
+                last = await tx.fetch_value(
+                    "SELECT MAX(created_at) FROM reservations WHERE guild_id = ? AND user_id = ? AND category = ?",
+                    (guild_id, user_id, category),
+                )
+                if last is not None and self._now() - int(last) < cooldown:
+                    raise CooldownActive(category, cooldown, cooldown - (self._now() - int(last)))
             if budget.balance < estimate:
                 raise InsufficientCredits(estimate, budget.balance, budget.resets_at)
             capped, cap = await self._effective_cap(tx, guild_id, user_id, role_ids, category)
@@ -429,7 +464,12 @@ class CreditLedger:
             if amount < 0 and budget.balance + amount < 0 and not allow_negative:
                 raise GrantBelowZero(budget.balance, amount)
             await self._append(tx, ledger_key, guild_id, "grant", amount, 0, actor_id=by, note="grant")
-            return int(await tx.fetch_value("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,)))
+            balance = int(await tx.fetch_value("SELECT balance FROM guild_budgets WHERE guild_id = ?", (guild_id,)))
+            await self._audit(
+                tx, guild_id, by, "grant", target=f"{amount:+d} credits", old=f"balance {budget.balance}",
+                new=f"balance {balance}",
+            )  # fmt: skip
+            return balance
 
     async def set_allowance(self, guild_id: int, allowance: int, period: str, by: int) -> GuildBudget:
         """Give the guild a new allowance and period, starting a fresh period at the full allowance."""
@@ -450,44 +490,81 @@ class CreditLedger:
                 tx, f"set:{guild_id}:{secrets.token_hex(8)}", guild_id, "set", new_balance - budget.balance, 0,
                 actor_id=by, note=f"allowance {allowance} per {period}",
             )  # fmt: skip
+            await self._audit(
+                tx, guild_id, by, "allowance", old=f"{budget.allowance} per {budget.period}",
+                new=f"{allowance} per {period}",
+            )  # fmt: skip
             return await self._budget(tx, guild_id)
 
     async def set_frozen(self, guild_id: int, frozen: bool, by: int) -> None:
         """Freeze (no new reservations) or unfreeze a guild's budget."""
 
         async with self.db.transaction() as tx:
-            await self._budget(tx, guild_id)
+            budget = await self._budget(tx, guild_id)
             await tx.execute("UPDATE guild_budgets SET frozen = ? WHERE guild_id = ?", (int(frozen), guild_id))
+            if budget.frozen != frozen:
+                await self._audit(
+                    tx, guild_id, by, "freeze", old="frozen" if budget.frozen else "active",
+                    new="frozen" if frozen else "active",
+                )  # fmt: skip
 
-    async def set_user_cap(self, guild_id: int, user_id: int, category: str, cap: int | None) -> None:
+    async def set_user_cap(
+        self, guild_id: int, user_id: int, category: str, cap: int | None, *, by: int | None = None
+    ) -> None:
         """A member's own cap for a category (user 0 = the default for everyone; None = unlimited)."""
         self._check_cap(category, cap)
-        await self.db.execute(
-            "INSERT INTO user_caps (guild_id, user_id, category, cap) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (guild_id, user_id, category) DO UPDATE SET cap = excluded.cap",
-            (guild_id, user_id, category, cap),
-        )
+        await self._change_cap("user_caps", "user_id", guild_id, user_id, category, cap, by, remove=False)
 
-    async def set_role_cap(self, guild_id: int, role_id: int, category: str, cap: int | None) -> None:
+    async def set_role_cap(
+        self, guild_id: int, role_id: int, category: str, cap: int | None, *, by: int | None = None
+    ) -> None:
         """A role's cap for a category (None = unlimited: members with the role are not capped)."""
         self._check_cap(category, cap)
-        await self.db.execute(
-            "INSERT INTO role_caps (guild_id, role_id, category, cap) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (guild_id, role_id, category) DO UPDATE SET cap = excluded.cap",
-            (guild_id, role_id, category, cap),
-        )
+        await self._change_cap("role_caps", "role_id", guild_id, role_id, category, cap, by, remove=False)
 
-    async def clear_user_cap(self, guild_id: int, user_id: int, category: str) -> None:
+    async def clear_user_cap(self, guild_id: int, user_id: int, category: str, *, by: int | None = None) -> None:
         """Remove a member's own cap (their roles' or the default applies again)."""
-        await self.db.execute(
-            "DELETE FROM user_caps WHERE guild_id = ? AND user_id = ? AND category = ?", (guild_id, user_id, category)
-        )
+        await self._change_cap("user_caps", "user_id", guild_id, user_id, category, None, by, remove=True)
 
-    async def clear_role_cap(self, guild_id: int, role_id: int, category: str) -> None:
+    async def clear_role_cap(self, guild_id: int, role_id: int, category: str, *, by: int | None = None) -> None:
         """Remove a role's cap."""
-        await self.db.execute(
-            "DELETE FROM role_caps WHERE guild_id = ? AND role_id = ? AND category = ?", (guild_id, role_id, category)
-        )
+        await self._change_cap("role_caps", "role_id", guild_id, role_id, category, None, by, remove=True)
+
+    async def _change_cap(
+        self, table: str, column: str, guild_id: int, owner_id: int, category: str, cap: int | None,
+        by: int | None, *, remove: bool,
+    ) -> None:  # fmt: skip
+        """Write or delete one cap row and audit old → new (table and column are constants, never input)."""
+        async with self.db.transaction() as tx:
+            old = await tx.fetch_one(
+                f"SELECT cap FROM {table} WHERE guild_id = ? AND {column} = ? AND category = ?",
+                (guild_id, owner_id, category),
+            )
+            if remove:
+                await tx.execute(
+                    f"DELETE FROM {table} WHERE guild_id = ? AND {column} = ? AND category = ?",
+                    (guild_id, owner_id, category),
+                )
+            else:
+                await tx.execute(
+                    f"INSERT INTO {table} (guild_id, {column}, category, cap) VALUES (?, ?, ?, ?)"
+                    f" ON CONFLICT (guild_id, {column}, category) DO UPDATE SET cap = excluded.cap",
+                    (guild_id, owner_id, category, cap),
+                )
+            if column == "role_id":
+                target = f"<@&{owner_id}> {category}"
+            else:
+                target = f"default {category}" if owner_id == 0 else f"<@{owner_id}> {category}"
+
+            def text(row_cap: int | None, present: bool) -> str:
+                if not present:
+                    return "not set"
+                return "unlimited" if row_cap is None else f"{row_cap} credits"
+
+            await self._audit(
+                tx, guild_id, by, "cap", target=target, old=text(old["cap"] if old else None, old is not None),
+                new=text(cap, not remove),
+            )  # fmt: skip
 
     @staticmethod
     def _check_cap(category: str, cap: int | None) -> None:

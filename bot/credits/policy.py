@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.audit import AuditLog
 from bot.db import Database
 
 # A listed "channel" that matches no real channel: "only in" this means the category is off everywhere.
@@ -49,8 +50,19 @@ class CategoryPolicy:
 class ChannelPolicy:
     """Reads and changes the channel rules of a guild."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, audit: AuditLog | None = None) -> None:
         self.db = db
+        self.audit = audit
+
+    async def _audited(self, guild_id: int, category: str, by: int | None, before: CategoryPolicy) -> None:
+        """Record a channel-policy change as ``before → after`` (one line each, as /channels show says it)."""
+        if self.audit is None:
+            return
+        after = await self.policy(guild_id, category)
+        if after != before:
+            await self.audit.record(
+                guild_id, by, "channels", target=category, old=before.describe(), new=after.describe()
+            )
 
     async def policy(self, guild_id: int, category: str) -> CategoryPolicy:
         """The rules of one category."""
@@ -73,16 +85,23 @@ class ChannelPolicy:
         """The channels a category is limited to (empty: it is not limited to a list)."""
         return [c for c in (await self.policy(guild_id, category)).only_in if c != NOWHERE]
 
-    async def enable(self, guild_id: int, category: str, channel_id: int) -> None:
+    async def enable(self, guild_id: int, category: str, channel_id: int, *, by: int | None = None) -> None:
         """Allow the category in this channel (and, from now on, only in enabled channels)."""
+        before = await self.policy(guild_id, category)
         await self._set(guild_id, category, channel_id, True)
         await self.db.execute(
             "DELETE FROM channel_policy WHERE guild_id = ? AND category = ? AND channel_id = ?",
             (guild_id, category, NOWHERE),
         )
+        await self._audited(guild_id, category, by, before)
 
-    async def disable(self, guild_id: int, category: str, channel_id: int) -> None:
+    async def disable(self, guild_id: int, category: str, channel_id: int, *, by: int | None = None) -> None:
         """Forbid the category in this channel (taking it off the list in "only in" mode)."""
+        before = await self.policy(guild_id, category)
+        await self._disable(guild_id, category, channel_id)
+        await self._audited(guild_id, category, by, before)
+
+    async def _disable(self, guild_id: int, category: str, channel_id: int) -> None:
         async with self.db.transaction() as conn:
             rows = await conn.fetch_all(
                 "SELECT channel_id FROM channel_policy WHERE guild_id = ? AND category = ? AND enabled = 1",
@@ -108,9 +127,11 @@ class ChannelPolicy:
                 (guild_id, channel_id, category),
             )
 
-    async def reset(self, guild_id: int, category: str) -> None:
+    async def reset(self, guild_id: int, category: str, *, by: int | None = None) -> None:
         """Back to the default: allowed everywhere."""
+        before = await self.policy(guild_id, category)
         await self.db.execute("DELETE FROM channel_policy WHERE guild_id = ? AND category = ?", (guild_id, category))
+        await self._audited(guild_id, category, by, before)
 
     async def _set(self, guild_id: int, category: str, channel_id: int, enabled: bool) -> None:
         await self.db.execute(

@@ -68,6 +68,9 @@ class JobTiming:
         return self.deadline if self.submit_grace is None else min(self.submit_grace, self.deadline)
 
 
+TEXT_INPUTS = frozenset({"prompt", "negative_prompt", "text"})
+
+
 @dataclass(frozen=True)
 class JobPlan:
     """A validated async request, priced, not yet paid for."""
@@ -260,7 +263,9 @@ class JobService:
         """
         job_id = new_job_id()
         key = f"job:{job_id}"
-        request = PaidRequest(requester, plan.category, plan.spec.id, plan.quote, key, plan.what)
+        # Every text the model reads (prompt, negative prompt, words to speak) meets the content rules.
+        texts = tuple(v for k, v in plan.input.items() if isinstance(v, str) and k in TEXT_INPUTS)
+        request = PaidRequest(requester, plan.category, plan.spec.id, plan.quote, key, plan.what, texts=texts)
 
         async def work(bill: Bill) -> Job:
             bill.hand_over()

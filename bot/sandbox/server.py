@@ -125,6 +125,9 @@ class SandboxProvider:
         self.files: dict[str, tuple[bytes, str]] = {}
         # time.monotonic() when each chat stream wrote its first token (benchmarks compare it to Discord edits).
         self.first_token_at: list[float] = []
+        # API POSTs being processed right now, and the most at once (tests of the per-member in-flight limit).
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.base_url = ""
         self.port = 0
         self._stamps: deque[float] = deque()
@@ -191,6 +194,7 @@ class SandboxProvider:
         self.webhooks_sent.clear()
         self.first_token_at.clear()
         self._stamps.clear()
+        self.max_in_flight = self.in_flight
 
     # ── the API gate: recording, auth, faults ────────────────────────────────
 
@@ -198,6 +202,16 @@ class SandboxProvider:
     async def _api_middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.startswith(_API_PREFIXES):
             return await handler(request)
+        if request.method != "POST":
+            return await self._gate(request, handler)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._gate(request, handler)
+        finally:
+            self.in_flight -= 1
+
+    async def _gate(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body: Any = None
         if request.can_read_body:
             raw = await request.read()

@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import RunningBot
+from tests.fakediscord import FakeDiscord
 
 pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
+
+
+async def _audit(fake: FakeDiscord, **options: object) -> list[str]:
+    """The lines of /quota audit, newest first, without their relative timestamps."""
+    shown = await fake.response(await fake.invoke("quota audit", user=fake.ADMIN, **options))
+    assert shown.ephemeral
+    return [line.split(":R> ", 1)[1] for line in shown.embeds[0]["description"].splitlines()]
 
 
 async def test_credits_shows_the_server_balance(running_bot: RunningBot) -> None:
@@ -42,6 +50,23 @@ async def test_admin_sets_caps_and_sees_them(running_bot: RunningBot) -> None:
     assert f"<@{fake.OTHER_MEMBER.id}>: Video unlimited" in fields["Member caps (override roles)"]
     statuses = await running_bot.services.ledger.user_status(fake.GUILD_ID, fake.MEMBER.id, [fake.ROLE_ID])
     assert {s.category: s.cap for s in statuses}["image"] == 5
+    admin = f"<@{fake.ADMIN.id}>"
+    assert await _audit(fake) == [
+        f"{admin} cap (<@{fake.OTHER_MEMBER.id}> video): not set → unlimited",
+        f"{admin} cap (<@&{fake.ROLE_ID}> image): not set → 5 credits",
+    ]
+    await fake.response(
+        await fake.invoke("quota role-cap", user=fake.ADMIN, role=fake.ROLE_ID, category="image", cap=8)
+    )
+    await fake.response(await fake.invoke("quota role-cap", user=fake.ADMIN, role=fake.ROLE_ID, category="image"))
+    assert (await _audit(fake))[:2] == [
+        f"{admin} cap (<@&{fake.ROLE_ID}> image): 8 credits → not set",
+        f"{admin} cap (<@&{fake.ROLE_ID}> image): 5 credits → 8 credits",
+    ]
+    # Filtered by member: changes about them (or made by them) only.
+    assert await _audit(fake, member=fake.OTHER_MEMBER) == [
+        f"{admin} cap (<@{fake.OTHER_MEMBER.id}> video): not set → unlimited"
+    ]
 
 
 async def test_channels_enable_and_show(running_bot: RunningBot) -> None:
@@ -53,6 +78,11 @@ async def test_channels_enable_and_show(running_bot: RunningBot) -> None:
     shown = await fake.response(await fake.invoke("channels show", user=fake.ADMIN))
     assert f"**Video**: only in <#{fake.OTHER_CHANNEL_ID}>" in shown.embeds[0]["description"]
     assert "**Chat**: everywhere" in shown.embeds[0]["description"]
+    await fake.response(await fake.invoke("channels reset", user=fake.ADMIN, category="video"))
+    assert await _audit(fake) == [
+        f"<@{fake.ADMIN.id}> channels (video): only in <#{fake.OTHER_CHANNEL_ID}> → everywhere",
+        f"<@{fake.ADMIN.id}> channels (video): everywhere → only in <#{fake.OTHER_CHANNEL_ID}>",
+    ]
 
 
 async def test_budget_is_for_the_operator_only(running_bot: RunningBot) -> None:
@@ -67,6 +97,12 @@ async def test_budget_is_for_the_operator_only(running_bot: RunningBot) -> None:
     await fake.response(await fake.invoke("budget freeze", user=fake.ADMIN, frozen=True))
     assert (await running_bot.services.ledger.budget(fake.GUILD_ID)).frozen
     assert await running_bot.services.ledger.check_invariants() == []
+    operator = f"<@{fake.ADMIN.id}>"  # the fake's admin is also the operator (OWNER_IDS)
+    assert await _audit(fake) == [
+        f"{operator} freeze: active → frozen",
+        f"{operator} allowance: 1000 per month → 200 per week",
+        f"{operator} grant (+50 credits): balance 1000 → balance 1050",
+    ]  # the refused grant by a member left no row
 
 
 async def test_a_member_over_the_role_cap_is_refused_with_the_reset_time(running_bot: RunningBot) -> None:
@@ -97,3 +133,31 @@ async def test_a_disabled_category_is_refused_with_where_it_is_allowed(running_b
     assert await running_bot.services.db.fetch_all("SELECT * FROM reservations") == []
     allowed = await fake.response(await fake.invoke("image", prompt="a fox", channel_id=fake.OTHER_CHANNEL_ID))
     await fake.wait_for(lambda: allowed.latest_files)
+
+
+async def test_every_server_setting_change_is_audited_old_to_new(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    admin = f"<@{fake.ADMIN.id}>"
+    for command, options in [
+        ("quota default-cap", {"category": "chat", "cap": 30}),
+        ("quota period", {"period": "week"}),
+        ("quota alerts", {"channel": fake.ALERT_CHANNEL_ID, "threshold": "50"}),
+        ("quota confirm", {"credits": 20}),
+        ("quota shared-buttons", {"state": "on"}),
+        ("channels disable", {"category": "image", "channel": fake.OTHER_CHANNEL_ID}),
+        ("quota default-cap", {"category": "chat"}),
+    ]:
+        reply = await fake.response(await fake.invoke(command, user=fake.ADMIN, **options))
+        assert not reply.content.startswith("❌"), (command, reply.content)
+    assert await _audit(fake) == [
+        f"{admin} cap (default chat): 30 credits → not set",
+        f"{admin} channels (image): everywhere → everywhere except <#{fake.OTHER_CHANNEL_ID}>",
+        f"{admin} setting shared_buttons: off → on",
+        f"{admin} setting confirm_threshold: 50 → 20",
+        f"{admin} setting alert_thresholds: 80,100 → 50",
+        f"{admin} setting alert_channel_id: none → {fake.ALERT_CHANNEL_ID}",
+        f"{admin} allowance: 1000 per month → 1000 per week",
+        f"{admin} cap (default chat): not set → 30 credits",
+    ]
+    member_view = await fake.response(await fake.invoke("quota audit", user=fake.MEMBER))
+    assert "Manage Server" in member_view.content

@@ -19,12 +19,12 @@ def _alerts(fake: FakeDiscord) -> list[MessageRecord]:
     return [m for m in fake.messages(fake.ALERT_CHANNEL_ID) if m.content.startswith("⚠️ Budget alert")]
 
 
-async def _finished(bot: RunningBot) -> None:
-    """Until every reservation is settled or refunded."""
+async def _finished(bot: RunningBot, count: int) -> None:
+    """Until ``count`` reservations exist and every one is settled or refunded."""
     for _ in range(300):
         held = await bot.services.db.fetch_value("SELECT COUNT(*) FROM reservations WHERE state = 'held'")
         total = await bot.services.db.fetch_value("SELECT COUNT(*) FROM reservations")
-        if total and not held:
+        if total >= count and not held:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("a reservation stayed held")
@@ -51,13 +51,13 @@ async def test_budget_alerts_fire_after_every_kind_of_spend_once_per_threshold(
         admin = fake.ADMIN
         await fake.response(await fake.invoke("quota alerts", user=admin, channel=fake.ALERT_CHANNEL_ID, threshold="1"))
         await fake.invoke(command, **_options(fake, command, 1))
-        await _finished(bot)
+        await _finished(bot, 1)
         (alert,) = await fake.wait_for(lambda: _alerts(fake))
         assert "passed 1 % of its 100-credit allowance" in alert.content
         spent = 100 - await bot.services.ledger.balance(fake.GUILD_ID)
         assert f"used {spent} % · {100 - spent} of 100 left" in alert.content
         await fake.invoke(command, **_options(fake, command, 2))
-        await _finished(bot)
+        await _finished(bot, 2)
         assert len(_alerts(fake)) == 1  # once per threshold per period
 
 

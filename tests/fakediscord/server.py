@@ -173,6 +173,8 @@ class FakeDiscord:
     THREAD_ID = 200_000_000_000_000_003
     ALERT_CHANNEL_ID = 200_000_000_000_000_004
     OTHER_GUILD_CHANNEL_ID = 200_000_000_000_000_005
+    NSFW_CHANNEL_ID = 200_000_000_000_000_006  # age-restricted
+    NSFW_THREAD_ID = 200_000_000_000_000_007  # a thread in the age-restricted channel (see add_nsfw_thread)
     ROLE_ID = 300_000_000_000_000_001
     ADMIN_ROLE_ID = 300_000_000_000_000_002
     BOT = User(APPLICATION_ID, "Hypereal", bot=True)
@@ -238,6 +240,7 @@ class FakeDiscord:
                 Channel(self.OTHER_CHANNEL_ID, "generation", guild_id=self.GUILD_ID),
                 Channel(self.THREAD_ID, "a-thread", type=11, guild_id=self.GUILD_ID, parent_id=self.CHANNEL_ID),
                 Channel(self.ALERT_CHANNEL_ID, "admin-alerts", guild_id=self.GUILD_ID),
+                Channel(self.NSFW_CHANNEL_ID, "after-dark", guild_id=self.GUILD_ID, nsfw=True),
             ],
             members={
                 self.ADMIN.id: (self.ADMIN, (self.ADMIN_ROLE_ID,)),
@@ -259,6 +262,14 @@ class FakeDiscord:
             },
         )
         return {main.id: main, other.id: other}
+
+    def add_nsfw_thread(self) -> int:
+        """A thread in the age-restricted channel, known to interactions only (not in GUILD_CREATE): its id."""
+        thread = Channel(
+            self.NSFW_THREAD_ID, "after-dark-thread", type=11, guild_id=self.GUILD_ID, parent_id=self.NSFW_CHANNEL_ID
+        )
+        self.channels[thread.id] = thread
+        return thread.id
 
     def add_filler_guilds(self, count: int) -> list[int]:
         """Add ``count`` servers (one channel, the bot and one member each); returns their ids.

@@ -91,6 +91,7 @@ class Channel:
     guild_id: int | None = None
     parent_id: int | None = None
     recipient: User | None = None
+    nsfw: bool = False  # age-restricted (threads: Discord sends their parent's flag only on the parent)
 
     def payload(self) -> dict[str, Any]:
         """The channel object."""
@@ -98,7 +99,7 @@ class Channel:
         if self.guild_id is not None:
             data["guild_id"] = str(self.guild_id)
             data["permission_overwrites"] = []
-            data["nsfw"] = False
+            data["nsfw"] = self.nsfw
             data["last_message_id"] = None
         if self.parent_id is not None:
             data["parent_id"] = str(self.parent_id)
