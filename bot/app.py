@@ -48,7 +48,7 @@ from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.moderation import Moderation, load_terms
 from bot.paid import PaidRequests
 from bot.privacy import PrivacyStore
-from bot.processes import ProcessRegistry
+from bot.processes import ProcessRegistry, process_slot
 from bot.redact import Redactor
 from bot.retention import Retention
 from bot.services import Services
@@ -85,7 +85,8 @@ def build_services(
     metrics = hypereal.metrics  # one registry per app: the one the Hypereal client already reports to
     redactor = Redactor(settings_secrets(settings))
     prompt_log = PromptLog(settings.log_prompts)  # prompts reach the log only at DEBUG with LOG_PROMPTS=1
-    processes = ProcessRegistry(db, clock)
+    # A restarted process (same host, same shards) takes over its killed predecessor's work at once.
+    processes = ProcessRegistry(db, clock, slot=process_slot(settings.shard_ids, settings.shard_count))
     audit = AuditLog(db, clock)
     ledger = CreditLedger(
         db,

@@ -61,6 +61,11 @@ HANDLER_TASK_PREFIXES = (
 )
 
 
+# Discord lets a bot start at most ``max_concurrency`` sessions per this many seconds: shards whose
+# ``shard_id % max_concurrency`` match share one slot of the window.
+IDENTIFY_WINDOW_SECONDS = 5.0
+
+
 # Login failures that mean "Discord cannot be reached right now" (DNS, refused, TLS, timeout, a 5xx outage):
 # the bot waits and tries again instead of exiting, because a container restart loop helps nobody.
 DISCORD_UNREACHABLE = (aiohttp.ClientError, OSError, TimeoutError, discord.DiscordServerError)
@@ -132,6 +137,7 @@ class HyperealBot(commands.AutoShardedBot):
         *,
         on_error: ErrorHandler | None = None,
         on_setup: Sequence[SetupStep] = (),
+        identify_window: float = IDENTIFY_WINDOW_SECONDS,
         **options: Any,
     ) -> None:
         settings = services.settings
@@ -159,6 +165,11 @@ class HyperealBot(commands.AutoShardedBot):
         )
         self.services = services
         self._shard_launches: set[asyncio.Future[None]] = set()  # see launch_shard
+        # IDENTIFY pacing (see before_identify_hook): GET /gateway/bot's max_concurrency, read in launch_shards.
+        self.identify_window = identify_window
+        self.max_concurrency = 1
+        self._identified_at: dict[int, float] = {}  # rate-limit bucket → monotonic time of its last IDENTIFY
+        self._identify_locks: dict[int, asyncio.Lock] = {}
         self.web = web
         self.tree.error_handler = on_error  # type: ignore[attr-defined]
         self._on_setup = tuple(on_setup)
@@ -305,12 +316,41 @@ class HyperealBot(commands.AutoShardedBot):
         """As discord.py, but the gateway is always ``DISCORD_GATEWAY_URL`` (a proxy, or the test fake).
 
         With ``SHARD_COUNT`` unset discord.py asks ``GET /gateway/bot`` for the count and would also take
-        Discord's gateway address from that answer; only the count is taken here.
+        Discord's gateway address from that answer; only the count is taken here. The same answer's
+        ``session_start_limit.max_concurrency`` paces IDENTIFY (see :meth:`before_identify_hook`), so
+        it is fetched with ``SHARD_COUNT`` set too.
         """
         if self.shard_count is None:
-            self.shard_count, _url, _limits = await self.http.get_bot_gateway()
+            self.shard_count, _url, limits = await self.http.get_bot_gateway()
             log.info("sharding as Discord recommends shards=%s", self.shard_count)
+        else:
+            try:
+                _count, _url, limits = await self.http.get_bot_gateway()
+            except (discord.HTTPException, *DISCORD_UNREACHABLE) as exc:
+                # Only the IDENTIFY pace depends on it: one shard per window is always allowed.
+                log.warning("could not read the session start limit (%s); identifying one shard per 5 s", exc)
+                limits = {}
+        self.max_concurrency = max(1, int(limits.get("max_concurrency") or 1))
+        if len(self.shard_ids or range(self.shard_count)) > 1:
+            log.info("identifying shards max_concurrency=%s", self.max_concurrency)
         await super().launch_shards()
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        """Wait until this shard's rate-limit bucket may IDENTIFY again (instead of discord.py's 5 s each).
+
+        Discord allows ``max_concurrency`` IDENTIFYs per 5 s, one per bucket ``shard_id % max_concurrency``
+        (session_start_limit in GET /gateway/bot): with 16, sixteen shards start at once instead of one
+        every 5 s. A bucket's IDENTIFYs (a launch, a later re-identify) take turns under its lock.
+        """
+        bucket = (shard_id or 0) % self.max_concurrency
+        lock = self._identify_locks.setdefault(bucket, asyncio.Lock())
+        async with lock:
+            last = self._identified_at.get(bucket)
+            if last is not None:
+                wait = last + self.identify_window - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            self._identified_at[bucket] = time.monotonic()
 
     async def launch_shard(self, gateway: Any, shard_id: int, *, initial: bool = False) -> None:
         """Connect one shard, retrying every 5 s as discord.py does — with two differences.

@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bot.db import Database
 
@@ -27,23 +27,66 @@ HEARTBEAT_SECONDS = 5.0
 HEARTBEAT_TTL_SECONDS = 20.0
 
 
-def new_owner_id() -> str:
-    """``host:pid:random``: readable in the database, unique even when a pid is reused."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+def process_slot(shard_ids: Sequence[int] | None = None, shard_count: int | None = None) -> str:
+    """``host:shards=0,1/2:`` — what a process runs where; a restarted process has its predecessor's slot.
+
+    With ``SHARD_IDS``/``SHARD_COUNT`` unset the process runs every shard (``shards=all``).
+    """
+    shards = "all" if shard_ids is None else ",".join(str(n) for n in shard_ids)
+    total = "" if shard_count is None else f"/{shard_count}"
+    return f"{socket.gethostname()[:40]}:shards={shards}{total}:"
+
+
+def new_owner_id(slot: str | None = None) -> str:
+    """``slot`` + ``pid:random``: readable in the database, unique even when a pid is reused."""
+    return f"{slot if slot is not None else process_slot()}{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class ProcessRegistry:
-    """This process's row in ``processes`` and its heartbeat."""
+    """This process's row in ``processes`` and its heartbeat.
 
-    def __init__(self, db: Database, clock: Callable[[], float], owner: str | None = None) -> None:
+    ``slot`` (see :func:`process_slot`) names what the process runs on which host. A process that
+    starts in a slot replaces the slot's previous incarnation: that one was killed (or it could not
+    be restarted in its place), so its reservations and job leases are taken over at once instead of
+    after :data:`HEARTBEAT_TTL_SECONDS`.
+    """
+
+    def __init__(
+        self, db: Database, clock: Callable[[], float], owner: str | None = None, *, slot: str | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
-        self.owner = owner or new_owner_id()
+        self.slot = slot
+        if owner is not None and slot is not None and not owner.startswith(slot):
+            raise ValueError(f"owner {owner!r} is not in slot {slot!r}")
+        self.owner = owner or new_owner_id(slot)
         self._task: asyncio.Task[None] | None = None
 
-    async def register(self) -> None:
-        """Announce this process (before it reserves or claims anything)."""
+    async def register(self) -> list[str]:
+        """Announce this process (before it reserves or claims anything); returns the predecessors it replaced."""
         now = self.clock()
+        replaced: list[str] = []
+        if self.slot is not None:
+            replaced = await self._replace_predecessors(now)
+        await self._upsert(now)
+        return replaced
+
+    async def _replace_predecessors(self, now: float) -> list[str]:
+        """Delete the rows of earlier processes in this slot: from now on they count as dead."""
+        assert self.slot is not None
+        rows = await self.db.fetch_all(
+            "SELECT owner, heartbeat_at FROM processes WHERE substr(owner, 1, ?) = ? AND owner <> ?",
+            (len(self.slot), self.slot, self.owner),
+        )
+        for row in rows:
+            await self.db.execute("DELETE FROM processes WHERE owner = ?", (row["owner"],))
+            if float(row["heartbeat_at"]) >= now - HEARTBEAT_TTL_SECONDS:
+                # Usually a process killed moments ago. If it is in fact alive, two processes run the
+                # same shards on one host (a configuration mistake); its next beat re-registers it.
+                log.warning("taking over from %s, the previous process with these shards on this host", row["owner"])
+        return [row["owner"] for row in rows]
+
+    async def _upsert(self, now: float) -> None:
         await self.db.execute(
             "INSERT INTO processes (owner, started_at, heartbeat_at) VALUES (?, ?, ?)"
             " ON CONFLICT (owner) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
@@ -51,9 +94,12 @@ class ProcessRegistry:
         )
 
     async def beat(self) -> None:
-        """Refresh the heartbeat (and forget processes long dead, so the table stays small)."""
+        """Refresh the heartbeat (and forget processes long dead, so the table stays small).
+
+        An upsert, not an update: a live process whose row a newcomer in its slot removed comes back.
+        """
         now = self.clock()
-        await self.db.execute("UPDATE processes SET heartbeat_at = ? WHERE owner = ?", (now, self.owner))
+        await self._upsert(now)
         await self.db.execute("DELETE FROM processes WHERE heartbeat_at < ?", (now - 24 * 3600,))
 
     def start(self) -> None:
