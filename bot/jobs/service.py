@@ -165,6 +165,7 @@ class JobService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._stopping = False  # set by stop(): the poller loop ends even if a cancellation is swallowed
 
     # ── plans ────────────────────────────────────────────────────────────────
 
@@ -419,11 +420,14 @@ class JobService:
     def start(self) -> None:
         """Resume every unfinished job and start the poller (idempotent)."""
         if self._runner is None or self._runner.done():
+            self._stopping = False
             self._runner = asyncio.create_task(self._run(), name="job-poller")
 
     async def stop(self) -> None:
         """Stop polling and wait for work in progress (it is resumed at the next start)."""
         if self._runner is not None:
+            self._stopping = True
+            self._wake.set()
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
@@ -445,7 +449,7 @@ class JobService:
     async def _run(self) -> None:
         await self._resume()
         swept_at = self.clock()
-        while True:
+        while not self._stopping:
             self._wake.clear()
             for job in await self.store.due(self.clock(), live_owners=await self._live_owners()):
                 self._spawn(job.id)
@@ -458,8 +462,11 @@ class JobService:
                     log.exception("recovery sweep failed")
             next_at = await self.store.next_due_at()
             wait = 1.0 if next_at is None else min(max(next_at - self.clock(), 0.05), 1.0)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that lands as its
+            # timeout fires, and the loop would then run on and hang stop() (seen at shutdown).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     async def _resume(self) -> None:
         """After a start: every open job is polled now, every finished one delivered now."""

@@ -131,6 +131,7 @@ async def run_provider_faults(sandbox: SandboxProvider, tmp_path: Path, requests
             hypereal_timeout_seconds=1.5,
             job_submit_grace_seconds=3,
             job_deadline_minutes=1,
+            max_inflight_per_member=20,  # the fault mix is what this measures, not the abuse limit
         )
         sandbox.job_delay = 0.3
         async with run_bot(settings, fake, sandbox) as bot:
