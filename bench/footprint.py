@@ -126,6 +126,67 @@ async def measure_bare(guilds: int) -> tuple[float, float, str]:
             await _stop(process)
 
 
+async def measure_two_processes(guilds: int, url: str) -> tuple[float, list[float], str]:
+    """(seconds until both are healthy, RSS MB of each, failure or "") of two ``python -m bot`` splitting the shards.
+
+    SHARD_COUNT = one per 1,000 guilds, the first half of the ids in one process and the rest in the other, both on
+    the PostgreSQL database at ``url``, against one fake Discord.
+    """
+    shards = max(2, -(-guilds // 1000))
+    halves = [list(range(shards // 2)), list(range(shards // 2, shards))]
+    ports = [_free_port(), _free_port()]
+    async with FakeDiscord(extra_guilds=guilds - 2) as fake, aiohttp.ClientSession() as http:
+        with tempfile.TemporaryDirectory() as tmp:
+            processes = []
+            started = time.perf_counter()
+            for ids, port in zip(halves, ports, strict=True):
+                env = _env(
+                    fake,
+                    DISCORD_API_BASE=fake.api_base,
+                    DISCORD_GATEWAY_URL=fake.gateway_url,
+                    DISCORD_DEV_GUILD_ID=str(fake.GUILD_ID),
+                    HYPEREAL_SANDBOX="1",
+                    DATABASE_URL=url,
+                    SHARD_COUNT=str(shards),
+                    SHARD_IDS=",".join(map(str, ids)),
+                    WEB_HOST="127.0.0.1",
+                    WEB_PORT=str(port),
+                    LOG_LEVEL="WARNING",
+                )
+                processes.append(
+                    await asyncio.create_subprocess_exec(
+                        sys.executable,
+                        "-m",
+                        "bot",
+                        env=env,
+                        cwd=tmp,
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.DEVNULL,
+                    )
+                )
+            try:
+                ready: dict[int, float] = {}
+                while time.perf_counter() - started < TIMEOUT and len(ready) < 2:
+                    for n, (process, port) in enumerate(zip(processes, ports, strict=True)):
+                        if process.returncode is not None:
+                            return float("nan"), [], f"process {n} exited {process.returncode}"
+                        if n in ready:
+                            continue
+                        try:
+                            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                                if response.status == 200:
+                                    ready[n] = _rss_mb(process.pid)
+                        except aiohttp.ClientError:
+                            pass
+                    await asyncio.sleep(0.05)
+                if len(ready) < 2:
+                    return float("nan"), [], f"not ready after {TIMEOUT:.0f} s"
+                return time.perf_counter() - started, [ready[0], ready[1]], ""
+            finally:
+                for process in processes:
+                    await _stop(process)
+
+
 async def side_by_side(guilds: int) -> tuple[tuple[float, float, str], tuple[float, float, str]]:
     """Both at once (each against its own fake): the wait between shard IDENTIFYs dominates at 10,000."""
     ours, bare = await asyncio.gather(measure_bot(guilds), measure_bare(guilds))
@@ -135,6 +196,8 @@ async def side_by_side(guilds: int) -> tuple[tuple[float, float, str], tuple[flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--guilds", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--split", type=int, default=10000, help="guilds for the two-process run (0: skip)")
+    parser.add_argument("--postgres", default=os.environ.get("BENCH_DATABASE_URL"), help="a PostgreSQL URL")
     args = parser.parse_args()
     for guilds in args.guilds:
         shards = max(1, -(-guilds // 1000))
@@ -150,6 +213,25 @@ def main() -> None:
             f"bare discord.py AutoShardedClient, default intents and caches: {bare_text}",
             "" if failed or bare_failed else f"RSS {ratio(rss_ours, rss_bare)}, time {ratio(t_ours, t_bare)}",
             "connects (sharded past 2,500)" if not failed else "✗ must connect (sharded past 2,500)",
+        )
+    if args.split:
+        from bench.ledger import postgres  # the same throwaway PostgreSQL the ledger bench uses
+
+        with postgres(args.postgres) as url:
+            if url is None:
+                print("two processes: not measured (no PostgreSQL)")
+                return
+            elapsed, rss, failed = asyncio.run(measure_two_processes(args.split, url))
+        shards = max(2, -(-args.split // 1000))
+        text = failed or f"RSS {rss[0]:.1f} + {rss[1]:.1f} MB, all {shards} shards ready in {elapsed:.1f} s"
+        print(f"{args.split:>6} guilds, {shards // 2}+{shards - shards // 2} shards over two processes: {text}")
+        emit(
+            f"Footprint at {args.split:,} guilds, {shards // 2}+{shards - shards // 2} shards over two processes "
+            "(one PostgreSQL): RSS each, time until both are ready",
+            text,
+            "one process with all shards: see the row above",
+            "",
+            "connects" if not failed else "✗ must connect",
         )
 
 
