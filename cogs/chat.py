@@ -181,7 +181,9 @@ class Chat(commands.Cog):
         stop = asyncio.Event()
         view = StopView(requester.user_id, stop)
         surface = InteractionSurface(interaction, view, private=private)
-        request = ChatRequest(requester, prompt, key=f"chat:{interaction.id}", model=model, system=system)
+        request = ChatRequest(
+            requester, prompt, key=f"chat:{interaction.id}", model=model, system=system, show_question=not private
+        )
 
         await self.bot.services.chat.answer(request, surface, stop=stop)
         view.stop()
