@@ -42,6 +42,7 @@ from bot.hypereal.shared_budget import SharedRequestLog
 from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.kv import KeyValueStore
+from bot.member_settings import MemberSettingsRepo
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.paid import PaidRequests
 from bot.processes import ProcessRegistry
@@ -124,6 +125,7 @@ def build_services(
         metrics=metrics,
         processes=processes,
     )
+    member_settings = MemberSettingsRepo(db, catalog, clock)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -137,6 +139,7 @@ def build_services(
         ledger=ledger,
         channels=channels,
         guild_settings=guild_settings,
+        member_settings=member_settings,
         paid=paid,
         usage=UsageReport(db),
         alerts=alerts,

@@ -43,6 +43,7 @@ INITIAL_EXTENSIONS: tuple[str, ...] = (
     "cogs.chat",
     "cogs.jobs",
     "cogs.media",
+    "cogs.settings",
 )
 
 COMMANDS_HASH_KEY = "global_commands_hash"

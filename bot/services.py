@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from bot.hypereal import HyperealClient
     from bot.images import ImageService
     from bot.jobs import JobService
+    from bot.member_settings import MemberSettingsRepo
     from bot.metrics import Metrics
     from bot.paid import PaidRequests
     from bot.redact import Redactor
@@ -42,6 +43,7 @@ class Services:
     ledger: CreditLedger
     channels: ChannelPolicy
     guild_settings: GuildSettingsRepo
+    member_settings: MemberSettingsRepo
     paid: PaidRequests
     usage: UsageReport
     alerts: BudgetAlerts

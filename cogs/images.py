@@ -120,8 +120,13 @@ class Images(commands.Cog):
         count: app_commands.Range[int, 1, MAX_COUNT] = 1,
     ) -> None:
         """Generate images from a prompt."""
-        require_guild(interaction)
-        plan = self.bot.services.images.plan_generate(prompt, model=model, aspect_ratio=aspect_ratio, count=count)
+        guild_id = require_guild(interaction)
+        services = self.bot.services
+        # Left-out options take the member's /settings (option > member > global).
+        chosen = await services.member_settings.image_options(
+            guild_id, interaction.user.id, model=model, aspect_ratio=aspect_ratio
+        )
+        plan = services.images.plan_generate(prompt, model=chosen.model, aspect_ratio=chosen.aspect_ratio, count=count)
         await start_images(interaction, plan, key=f"image:{interaction.id}")
 
     @image.autocomplete("model")
