@@ -1,4 +1,5 @@
-"""Entry point: ``python -m bot`` runs the bot until SIGTERM/SIGINT; ``check`` and ``backup PATH`` are subcommands.
+"""Entry point: ``python -m bot`` runs the bot until SIGTERM/SIGINT; ``check``, ``backup PATH`` and
+``migrate-to-postgres --from FILE --to URL`` are subcommands (bot.cli).
 
 Every way start-up can fail is one line and a distinct exit status, never a traceback: 2 when the
 configuration or the data must be fixed first (a restart would fail the same way). A Discord that

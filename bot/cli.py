@@ -1,4 +1,4 @@
-"""Operator subcommands: ``python -m bot check`` and ``python -m bot backup PATH``.
+"""Operator subcommands: ``python -m bot check``, ``backup PATH`` and ``migrate-to-postgres --from … --to …``.
 
 ``check`` answers "will it start, and is it wired right?" without starting anything: it loads the
 settings, reads the database (read-only; nothing is migrated or created), asks Discord who the token
@@ -10,6 +10,9 @@ it starts nothing, and a 404 proves the key was accepted — a bad key gets 401 
 ``backup`` copies the live database with SQLite's online backup API (a consistent snapshot even
 while the bot writes), checks the copy (integrity, and the ledger invariant: counters equal the
 ledger's sums), and only then moves it into place.
+
+``migrate-to-postgres`` copies a SQLite database into an empty PostgreSQL one in one transaction and
+verifies it (:mod:`bot.migrate_pg`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,10 @@ from bot.settings import Settings, load_settings, load_storage_settings
 from bot.startup import EXIT_CONFIG, EXIT_OK, LOGIN_REJECTED, unreachable_reason
 
 EXIT_CHECK_FAILED = 1
-USAGE = "usage: python -m bot [check | backup PATH]   (no argument: run the bot)"
+USAGE = (
+    "usage: python -m bot [check | backup PATH]   (no argument: run the bot)\n"
+    "       python -m bot migrate-to-postgres --from SQLITE_FILE --to POSTGRESQL_URL"
+)
 # A job id Hypereal cannot have issued: polling it is free, starts nothing, and tells a good key from a bad one.
 PROBE_JOB_ID = "bot-check-no-such-job"
 HTTP_TIMEOUT = 15.0
@@ -65,8 +71,28 @@ def main(args: Sequence[str]) -> int:
         return check()
     if args and args[0] == "backup" and len(args) == 2:
         return backup(Path(args[1]), into_directory=args[1].endswith(("/", os.sep)))
+    if args and args[0] == "migrate-to-postgres":
+        options = _options(args[1:], ("--from", "--to"))
+        if options is not None and len(options) == 2:
+            return migrate_to_postgres(Path(options["--from"]), options["--to"])
     print(USAGE, file=sys.stderr)
     return EXIT_CONFIG
+
+
+def _options(args: Sequence[str], names: Sequence[str]) -> dict[str, str] | None:
+    """``--name value`` / ``--name=value`` pairs, each name at most once; None for anything else."""
+    found: dict[str, str] = {}
+    rest = list(args)
+    while rest:
+        name, equals, value = rest.pop(0).partition("=")
+        if name not in names or name in found:
+            return None
+        if not equals:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        found[name] = value
+    return found
 
 
 # ── check ────────────────────────────────────────────────────────────────────
@@ -273,3 +299,21 @@ async def verify_copy(path: Path) -> str:
     finally:
         await db.close()
     return f"schema version {version}, {servers} servers, {rows} ledger rows; integrity ok, ledger balanced"
+
+
+# ── migrate-to-postgres ──────────────────────────────────────────────────────
+
+
+def migrate_to_postgres(source: Path, url: str) -> int:
+    """Copy the SQLite database ``source`` into the empty PostgreSQL database ``url``; 0, or 2 with one ✗ line."""
+    from bot.migrate_pg import CopyRefused, check_postgres_url
+    from bot.migrate_pg import migrate_to_postgres as copy
+
+    try:
+        target = check_postgres_url(url)
+        summary = asyncio.run(copy(source, url))
+    except CopyRefused as exc:
+        print(f"✗ migrate-to-postgres: {exc}")
+        return EXIT_CONFIG
+    print(summary.line(str(source), target))
+    return EXIT_OK

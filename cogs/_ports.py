@@ -20,9 +20,11 @@ from bot.download import DownloadedFile
 from bot.jobs import DeliveryRetry, Job, Receipt
 from bot.paid import Charge
 from bot.preview import PreviewFailed, render_glb_preview
+from bot.voice import VoiceEncodingFailed, voice_message
 from bot.wording import credits_text, result_noun
 from cogs._jobs_ui import DEFAULT_UPLOAD_LIMIT, status_text
 from cogs._shared import NO_MENTIONS, requester_only
+from cogs._voice import is_refusal, send_voice_message
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -40,12 +42,28 @@ EXTENSION_OF_TYPE = {
     "model/gltf-binary": ".glb",
 }
 PREVIEW_NAME = "preview.png"
+# Speech is posted as a voice message; where that is refused, as a file with a name a member can keep.
+VOICE_CATEGORIES = {"audio_tts": "speech", "audio_clone": "cloned-voice"}
+SPOKEN_CHARS = 300
 DM_NOTE = "\n(The channel you asked in is gone or closed to the bot, so it comes here.)"
 
 
 def _extension(job: Job, file: DownloadedFile) -> str:
     content_type = file.content_type.split(";")[0].strip().lower()
     return EXTENSION_OF_TYPE.get(content_type) or EXTENSIONS.get(job.category, "")
+
+
+def one_line(text: str, limit: int = SPOKEN_CHARS) -> str:
+    """``text`` on one line (newlines and runs of spaces collapsed), cut at ``limit`` with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def _filename(job: Job, file: DownloadedFile) -> str:
+    base = VOICE_CATEGORIES.get(job.category)
+    if base is not None:
+        return base + (_extension(job, file) or ".mp3")  # speech.mp3, cloned-voice.wav
+    return f"{job.category}-{job.id}{_extension(job, file)}"
 
 
 def _reply_target(job: Job) -> discord.MessageReference | None:
@@ -83,9 +101,15 @@ class DiscordJobDelivery:
         noun = result_noun(job.category)
         content = f"<@{job.user_id}> your {noun} is ready · {charge.cost_line()}"
         if job.prompt:
-            content += f"\n> {job.prompt[:300]}"
+            content += f"\n> {one_line(job.prompt)}"
         limit = job.upload_limit or DEFAULT_UPLOAD_LIMIT
         attach = file is not None and file.size <= limit
+        # A voice message has no text of its own: without a status message to caption it, the file goes.
+        voice = job.category in VOICE_CATEGORIES and job.status_message_id is not None
+        if attach and file is not None and not problem and voice:
+            receipt = await self._deliver_voice(job, file, charge)
+            if receipt is not None:
+                return receipt
         embed = None
         if problem:
             content += f"\n⚠️ The file could not be attached: {problem}. It is listed in /jobs."
@@ -95,7 +119,7 @@ class DiscordJobDelivery:
                 url=job.output_url,
                 description=f"Too large to attach here ({(file.size if file else 0) // (1024 * 1024)} MB).",
             )
-        filename = f"{job.category}-{job.id}{_extension(job, file) if file else ''}"
+        filename = _filename(job, file) if file else f"{job.category}-{job.id}"
         preview = await self._preview(job, file) if attach else None
         if preview is not None:
             embed = discord.Embed(title="Preview (the .glb opens in any 3D viewer)", colour=discord.Colour.blurple())
@@ -125,6 +149,34 @@ class DiscordJobDelivery:
             raise DeliveryRetry(type(exc).__name__) from exc
         await self._edit_status(job, status_text(self.bot.services.jobs, job, charge.cost_line()))
         return Receipt(message.id, message.channel.id)
+
+    async def _deliver_voice(self, job: Job, file: DownloadedFile, charge: Charge) -> Receipt | None:
+        """Post speech as a voice message replying to the status message; None when the file must go instead.
+
+        A voice message carries no text, so the status message becomes the caption: done, the
+        charge, and the text spoken on one line.
+        """
+        try:
+            clip = await voice_message(Path(file.path))
+        except VoiceEncodingFailed as exc:
+            log.info("no voice message for job=%s: %s", job.id, exc)
+            return None
+        try:
+            message = await send_voice_message(
+                self.bot.http, job.channel_id, clip, reply_to=job.status_message_id, nonce=job.id
+            )
+        except discord.HTTPException as exc:
+            if not is_refusal(exc):
+                raise DeliveryRetry(f"Discord answered {exc.status}") from exc
+            log.info("voice message refused job=%s status=%s code=%s: posting the file", job.id, exc.status, exc.code)
+            return None
+        except OSError as exc:
+            raise DeliveryRetry(type(exc).__name__) from exc
+        caption = status_text(self.bot.services.jobs, job, charge.cost_line())
+        if job.prompt:
+            caption += f"\n> 🗣️ {one_line(job.prompt)}"
+        await self._edit_status(job, caption)
+        return Receipt(int(message["id"]), int(message["channel_id"]))
 
     @staticmethod
     async def _preview(job: Job, file: DownloadedFile | None) -> bytes | None:
@@ -157,7 +209,7 @@ class DiscordJobDelivery:
             f"Its {credits_text(job.estimate)} were refunded{left}. You can try again."
         )
         if job.prompt:
-            text += f"\n> {job.prompt[:300]}"
+            text += f"\n> {one_line(job.prompt)}"
         try:
             await channel.send(
                 text, reference=_reply_target(job), nonce=f"f{job.id}", allowed_mentions=requester_only(job.user_id)

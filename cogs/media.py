@@ -1,4 +1,4 @@
-"""Audio and 3D: /tts, /voice-clone, /transcribe, /3d and /3d-multiview.
+"""Audio and 3D: /tts, /voice-clone, /transcribe (and the message menu Transcribe), /3d and /3d-multiview.
 
 Speech, voice clones and 3D models go through the async job pipeline (status message, result as a
 reply, exactly once — see ``cogs.jobs``), even when Hypereal answers at once. Transcription is a
@@ -14,8 +14,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.errors import InvalidInput
 from bot.inputs import check_language
-from bot.transcribe import Transcript
+from bot.transcribe import AUDIO_TYPES, AudioInput, Transcript
 from cogs._jobs_ui import start_job
 from cogs._shared import InteractionMember, checked_image_urls, input_audio, requester_of, require_guild
 
@@ -42,11 +43,34 @@ class TranscriptPoster(InteractionMember):
         return await self.send(f"📝 {shown}\n-# {transcript.charge.cost_line()}", files) is not None
 
 
+def message_audio(message: discord.Message) -> AudioInput:
+    """The first audio or video attachment of ``message`` (a voice message is one); ``InvalidInput`` if none.
+
+    Only Discord's label is looked at here; the contents are checked like /transcribe's before reserving.
+    """
+    for attachment in message.attachments:
+        content_type = (attachment.content_type or "").split(";")[0].strip().lower()
+        if content_type.startswith(AUDIO_TYPES):
+            return input_audio(attachment)
+    raise InvalidInput(
+        "That message has no audio or video to transcribe. Use Transcribe on a voice message or a message "
+        "with a recording attached, or run /transcribe with the file."
+    )
+
+
 class Media(commands.Cog):
     """Speech, voice cloning, transcription and 3D models."""
 
     def __init__(self, bot: HyperealBot) -> None:
         self.bot = bot
+        self.transcribe_menu = app_commands.ContextMenu(name="Transcribe", callback=self.transcribe_message)
+        self.transcribe_menu.guild_only = True
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.transcribe_menu)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.transcribe_menu.name, type=self.transcribe_menu.type)
 
     def _models(self, current: str, *categories: str, where: Any = None) -> list[app_commands.Choice[str]]:
         choices = self.bot.services.catalog.search(current, *categories, where=where)
@@ -109,9 +133,19 @@ class Media(commands.Cog):
     ) -> None:
         """Turn speech into text, with an .srt subtitle file."""
         require_guild(interaction)
+        await self._transcribe(interaction, input_audio(audio), check_language(language))
+
+    async def transcribe_message(self, interaction: discord.Interaction[HyperealBot], message: discord.Message) -> None:
+        """Message menu ▸ Apps ▸ Transcribe: the message's voice message or first audio/video attachment."""
+        require_guild(interaction)
+        await self._transcribe(interaction, message_audio(message), None)
+
+    async def _transcribe(
+        self, interaction: discord.Interaction[HyperealBot], audio: AudioInput, language: str | None
+    ) -> None:
+        """The one transcription path: contents checked before reserving, then ``bot.transcribe``'s paid flow."""
         services = self.bot.services
-        language = check_language(language)
-        clip = await services.attachments.audio(input_audio(audio))
+        clip = await services.attachments.audio(audio)
         member = TranscriptPoster(interaction)
         await services.transcription.transcribe(
             requester_of(interaction), clip, f"asr:{interaction.id}", member, language=language

@@ -41,6 +41,7 @@ EDIT_WINDOW = 5.0  # ...per this many seconds
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 GUILDS_PER_SHARD = 1000  # GET /gateway/bot recommends one shard per this many guilds (as Discord does)
 MAX_GUILDS_PER_SESSION = 2500  # a session serving more is closed with 4011 "Sharding required"
+VOICE_MESSAGE = 1 << 13  # message flag IS_VOICE_MESSAGE
 # Filler guild ids are snowflakes whose timestamp part counts up from here (mid-2018), one ms per guild,
 # so ``(guild_id >> 22) % shard_count`` goes round-robin over the shards for any count.
 FILLER_TIMESTAMP_MS = 119_000_000_000
@@ -217,6 +218,8 @@ class FakeDiscord:
         self._synced_event = asyncio.Event()
         self._changed = asyncio.Event()
         self._nonces: dict[tuple[int, str], int] = {}
+        # Channels where the bot lacks Send Voice Messages (a voice message there answers 403 / 50013).
+        self.voice_messages_denied: set[int] = set()
 
     # ── the world ────────────────────────────────────────────────────────────
 
@@ -968,6 +971,12 @@ class FakeDiscord:
                     "id": str(snowflake()), "filename": stored.filename, "size": len(stored.data),
                     "url": url, "proxy_url": url, "content_type": stored.content_type,
                 })  # fmt: skip
+            described = {str(a.get("id")): a for a in data.get("attachments", []) if "id" in a}
+            for index, attachment in enumerate(attachments[len(kept) :]):
+                # Voice messages describe their upload (by its index) with duration_secs and a waveform.
+                for key in ("duration_secs", "waveform"):
+                    if key in described.get(str(index), {}):
+                        attachment[key] = described[str(index)][key]
             message["attachments"] = attachments
             current_files = current_files + files if kept else list(files)
         record.loading = False if not new else record.loading
@@ -993,6 +1002,11 @@ class FakeDiscord:
         if limited is not None:
             return limited
         body = body or {}
+        if int(body.get("flags") or 0) & VOICE_MESSAGE:
+            if channel_id in self.voice_messages_denied:
+                return _error(403, "Missing Permissions", 50013)
+            if body.get("content") or body.get("embeds") or len(files) != 1:
+                return _error(400, "Voice messages need exactly one audio file and no text", 50161)
         nonce = body.get("nonce")
         if nonce is not None and body.get("enforce_nonce"):
             existing = self._nonces.get((channel_id, str(nonce)))

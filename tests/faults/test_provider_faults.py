@@ -24,6 +24,7 @@ from bot.sandbox import SandboxProvider
 from bot.sandbox.faults import Faults
 from tests.conftest import bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, InteractionHandle
+from tests.fakediscord.server import VOICE_MESSAGE
 
 GUILDS = 10
 BATCH = 10
@@ -182,6 +183,11 @@ def _posted_counts(fake: FakeDiscord) -> dict[str, int]:
             keys.append(message.embeds[0]["title"][2:])
         if "is ready" in message.content and "\n> " in message.content:
             keys.append(message.content.split("\n> ", 1)[1])
+        if int(message.current.get("flags", 0)) & VOICE_MESSAGE and message.latest_files:
+            # A voice message has no text: its status message (the one it replies to) quotes what was spoken.
+            status = fake.messages_by_id.get(int(message.current.get("message_reference", {}).get("message_id", 0)))
+            if status is not None and "\n> 🗣️ " in status.content:
+                keys.append(status.content.split("\n> 🗣️ ", 1)[1])
         # A public answer's first line quotes the question ("-# <@id> asked: …"); the answer follows it.
         body = message.content.split("\n", 1)[-1] if message.content.startswith("-# <@") else message.content
         if body.startswith("Sandbox reply to: ") and "-# " in body:

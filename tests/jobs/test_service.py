@@ -341,7 +341,8 @@ def _status_polls(h: Harness) -> int:
 
 async def test_a_flood_of_webhooks_costs_one_confirmation_poll(make_harness: MakeHarness) -> None:
     """300 webhooks used to mean 300 polls of the shared hourly budget; now one per job at a time."""
-    h = await make_harness(public_url="https://bot.example", first_poll=30, max_poll=30)
+    # Spacing far above the test's length: a slow machine must not let a second poll through on time alone.
+    h = await make_harness(public_url="https://bot.example", first_poll=30, max_poll=30, confirm_spacing=60)
     h.sandbox.faults.job_delay = 60
     h.sandbox.faults.drop_webhooks = True
     h.jobs.start()
