@@ -44,6 +44,7 @@ from bot.images import ImageService
 from bot.jobs import JobService, JobStore, JobTiming, install_webhook_route
 from bot.kv import KeyValueStore
 from bot.logs import PromptLog
+from bot.member_settings import MemberSettingsRepo
 from bot.metrics import LoopLagMonitor, Metrics, install_metrics_route
 from bot.moderation import Moderation, load_terms
 from bot.paid import PaidRequests
@@ -151,6 +152,7 @@ def build_services(
         prompt_log=prompt_log,
     )
     privacy = PrivacyStore(db, clock)
+    member_settings = MemberSettingsRepo(db, catalog, clock)
     return Services(
         settings=settings,
         metrics=metrics,
@@ -164,6 +166,7 @@ def build_services(
         ledger=ledger,
         channels=channels,
         guild_settings=guild_settings,
+        member_settings=member_settings,
         paid=paid,
         audit=audit,
         moderation=moderation,

@@ -45,6 +45,7 @@ INITIAL_EXTENSIONS: tuple[str, ...] = (
     "cogs.jobs",
     "cogs.media",
     "cogs.privacy",
+    "cogs.settings",
 )
 
 COMMANDS_HASH_KEY = "global_commands_hash"

@@ -26,6 +26,10 @@ CATEGORY_MEMBERS: dict[str, tuple[str, ...]] = {
 }
 ALIASES = {"3d": "model3d", "edit": "image_edit", "images": "image", "videos": "video", "tts": "audio"}
 LINES_PER_PAGE = 18  # keeps a page readable on a phone, far under the 4,096-character embed limit
+# Options that say how big or what shape a result is, as /models names them.
+SIZE_OPTIONS = {"aspect_ratio": "aspect ratios", "size": "sizes", "resolution": "resolutions"}
+# Categories whose models are listed as one line per price (21 chat models cost the same: one line, not 21).
+GROUPED_CATEGORIES = frozenset({"chat"})
 ESTIMATE_NOTE = "~ = estimated price; you are charged what Hypereal reports."
 
 
@@ -60,6 +64,10 @@ def model_line(spec: ModelSpec) -> str:
     durations = spec.allowed("duration")
     if durations:
         parts.append("durations " + ", ".join(str(d) for d in durations) + " s")
+    for option, word in SIZE_OPTIONS.items():
+        values = spec.allowed(option)
+        if values:
+            parts.append(f"{word} " + ", ".join(str(v) for v in values))
     if spec.price.by_resolution:
         parts.append(", ".join(f"{res}: {credits}" for res, credits in spec.price.by_resolution.items()))
     if spec.mode == "async":
@@ -67,6 +75,21 @@ def model_line(spec: ModelSpec) -> str:
     if spec.unverified:
         parts.append("experimental: may not be available")
     return "• " + " · ".join(parts)
+
+
+def grouped_lines(specs: list[ModelSpec]) -> list[str]:
+    """One line per distinct price: ``• 21 models at ~2 credits per message…: `a`, `b`, …`` (catalog order kept)."""
+    by_label: dict[str, list[ModelSpec]] = {}
+    for spec in specs:
+        by_label.setdefault(model_line(spec).split(" — ", 1)[1], []).append(spec)
+    lines = []
+    for label, members in by_label.items():
+        if len(members) == 1:
+            lines.append(model_line(members[0]))
+            continue
+        ids = ", ".join(f"`{spec.id}`" for spec in members)
+        lines.append(f"• {len(members)} models at {label}: {ids}")
+    return lines
 
 
 def model_list_pages(catalog: Catalog, category: str | None) -> list[ModelListPage]:
@@ -80,7 +103,7 @@ def model_list_pages(catalog: Catalog, category: str | None) -> list[ModelListPa
             continue
         if key is None:
             lines.append(f"**{CATEGORY_TITLES[group]}**")
-        lines.extend(model_line(spec) for spec in specs)
+        lines.extend(grouped_lines(specs) if group in GROUPED_CATEGORIES else [model_line(spec) for spec in specs])
     title = f"Models — {CATEGORY_TITLES[key]}" if key else "Models — everything"
     if not lines:
         lines = ["No models in this category yet. The operator can add them to `bot/catalog.json`."]

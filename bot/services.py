@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.images import ImageService
     from bot.jobs import JobService
     from bot.logs import PromptLog
+    from bot.member_settings import MemberSettingsRepo
     from bot.metrics import Metrics
     from bot.moderation import Moderation
     from bot.paid import PaidRequests
@@ -47,6 +48,7 @@ class Services:
     ledger: CreditLedger
     channels: ChannelPolicy
     guild_settings: GuildSettingsRepo
+    member_settings: MemberSettingsRepo
     paid: PaidRequests
     audit: AuditLog
     moderation: Moderation

@@ -93,3 +93,18 @@ def percent(part: int, whole: int) -> int:
 def balance_text(balance: int, allowance: int) -> str:
     """``**954** of 1000 credits left`` — the one way every command prints a server's balance (it may be negative)."""
     return f"**{balance}** of {credits_text(allowance)} left"
+
+
+QUESTION_QUOTE_MAX = 100  # characters of the prompt quoted above a public answer
+
+
+def question_line(user_id: int, prompt: str) -> str:
+    """``-# <@123> asked: “a fox in the snow”``: who asked what, one small line above a public answer.
+
+    The prompt is collapsed to one line and cut at :data:`QUESTION_QUOTE_MAX` characters; the mention must be
+    sent with no allowed mentions, so it names the asker without pinging them.
+    """
+    text = " ".join(prompt.split())
+    if len(text) > QUESTION_QUOTE_MAX:
+        text = text[: QUESTION_QUOTE_MAX - 1].rstrip() + "…"
+    return f"-# <@{user_id}> asked: “{text}”"

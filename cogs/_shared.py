@@ -295,7 +295,11 @@ class InteractionMember:
                 log.warning("followup failed interaction=%s status=%s: posting in the channel", interaction.id,
                             exc.status)  # fmt: skip
         mention = f"<@{user_id}>"
-        late = content if content.startswith(mention) else f"{mention} {content}"
+        # A late result pings its requester first; a small-text first line ("-# <@id> asked: …") stays on its own line.
+        if content.startswith(mention):
+            late = content
+        else:
+            late = f"{mention}\n{content}" if content.startswith("-# ") else f"{mention} {content}"
         channel_id = interaction.channel_id
         if channel_id is not None and not self.ephemeral:
             channel = interaction.client.get_partial_messageable(channel_id, guild_id=interaction.guild_id)

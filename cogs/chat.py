@@ -166,7 +166,7 @@ class Chat(commands.Cog):
         prompt="Your question or message",
         model="Chat model (default: the server's)",
         system="Instructions for the model (a system prompt) for this conversation",
-        private="Only you see the answer",
+        private="Only you see the answer (default: your /settings, else public)",
     )
     async def chat(
         self,
@@ -174,15 +174,21 @@ class Chat(commands.Cog):
         prompt: str,
         model: str | None = None,
         system: str | None = None,
-        private: bool = False,
+        private: bool | None = None,
     ) -> None:
         """Ask a chat model; the answer streams in. Reply to it to continue the conversation."""
-        require_guild(interaction)
+        guild_id = require_guild(interaction)
+        # Left-out options take the member's /settings (option > member > server > global).
+        model, private = await self.bot.services.member_settings.chat_options(
+            guild_id, interaction.user.id, model=model, private=private
+        )
         requester = requester_of(interaction)
         stop = asyncio.Event()
         view = StopView(requester.user_id, stop)
         surface = InteractionSurface(interaction, view, private=private)
-        request = ChatRequest(requester, prompt, key=f"chat:{interaction.id}", model=model, system=system)
+        request = ChatRequest(
+            requester, prompt, key=f"chat:{interaction.id}", model=model, system=system, show_question=not private
+        )
 
         await self.bot.services.chat.answer(request, surface, stop=stop)
         view.stop()

@@ -18,6 +18,7 @@ from discord.ext import commands
 from bot.catalog import Catalog
 from bot.errors import InvalidInput
 from bot.images import MAX_COUNT, ImageOutcome, ImagePlan, InputImage, PostedResult
+from bot.wording import question_line
 from cogs._jobs_ui import start_job
 from cogs._shared import NO_MENTIONS, InteractionMember, input_image, requester_of, require_guild, show_error
 
@@ -119,8 +120,13 @@ class Images(commands.Cog):
         count: app_commands.Range[int, 1, MAX_COUNT] = 1,
     ) -> None:
         """Generate images from a prompt."""
-        require_guild(interaction)
-        plan = self.bot.services.images.plan_generate(prompt, model=model, aspect_ratio=aspect_ratio, count=count)
+        guild_id = require_guild(interaction)
+        services = self.bot.services
+        # Left-out options take the member's /settings (option > member > global).
+        chosen = await services.member_settings.image_options(
+            guild_id, interaction.user.id, model=model, aspect_ratio=aspect_ratio
+        )
+        plan = services.images.plan_generate(prompt, model=chosen.model, aspect_ratio=chosen.aspect_ratio, count=count)
         await start_images(interaction, plan, key=f"image:{interaction.id}")
 
     @image.autocomplete("model")
@@ -205,7 +211,9 @@ class ImagePoster(InteractionMember):
             files = [discord.File(r.path, filename=name) for r, name in zip(outcome.files, names, strict=True)]
             return {"embeds": embeds, "files": files, "view": view}
 
-        message = await self.send(f"<@{interaction.user.id}>", build)
+        # Public results say who asked what (the mention does not ping: the poster sends no allowed mentions).
+        head_line = f"<@{interaction.user.id}>" if self.ephemeral else question_line(interaction.user.id, plan.prompt)
+        message = await self.send(head_line, build)
         if message is None:
             return None
         return PostedResult(message.id, tuple(a.url for a in message.attachments))

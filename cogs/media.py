@@ -96,7 +96,10 @@ class Media(commands.Cog):
         format: str | None = None,
     ) -> None:
         """Turn text into speech (emotion tags like (happy) pass through)."""
-        require_guild(interaction)
+        guild_id = require_guild(interaction)
+        model, format = await self.bot.services.member_settings.tts_options(  # the member's /settings fill gaps
+            guild_id, interaction.user.id, model=model, format=format
+        )
         await start_job(interaction, self.bot.services.jobs.plan_tts(text, model=model, format=format))
 
     @tts.autocomplete("model")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.about import VERSION, format_uptime
+from bot.help import CommandInfo, help_sections, render_help
 from bot.model_list import CATEGORY_TITLES, ModelListPage, model_list_pages
 
 if TYPE_CHECKING:
@@ -87,18 +88,15 @@ class Meta(commands.Cog):
 
     @app_commands.command(name="help")
     async def help(self, interaction: discord.Interaction[HyperealBot]) -> None:
-        """Every command with one line each."""
-        lines: list[str] = []
-        for command in sorted(self.bot.tree.get_commands(), key=lambda c: c.name):
-            if isinstance(command, app_commands.Group):
-                lines.extend(f"`/{sub.qualified_name}` — {sub.description}" for sub in command.walk_commands()
-                             if isinstance(sub, app_commands.Command))  # fmt: skip
-            elif isinstance(command, app_commands.Command):
-                lines.append(f"`/{command.name}` — {command.description}")
-            else:  # context menus
-                lines.append(f"**{command.name}** (message menu ▸ Apps)")
-        embed = discord.Embed(title="Hypereal bot — commands", description="\n".join(lines), colour=EMBED_COLOUR)
-        embed.set_footer(text="Paid commands show the model, the credits charged and the server's balance left.")
+        """The commands you can use, grouped by what they do, with their prices."""
+        user = interaction.user
+        is_admin = isinstance(user, discord.Member) and user.guild_permissions.manage_guild
+        is_operator = user.id in self.bot.services.settings.owner_ids
+        sections = help_sections(
+            tree_commands(self.bot.tree), self.bot.services.catalog, is_admin=is_admin, is_operator=is_operator
+        )
+        embed = discord.Embed(title="Hypereal bot — commands", description=render_help(sections), colour=EMBED_COLOUR)
+        embed.set_footer(text="Prices in credits (1 credit = $0.01; ~ = estimate). /models lists every model.")
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(name="about")
@@ -113,6 +111,25 @@ class Meta(commands.Cog):
         invite = f"[Invite link]({link})" if link else "not known yet"
         embed.add_field(name="Add it to a server", value=invite, inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True)
+
+
+def tree_commands(tree: app_commands.CommandTree[Any]) -> list[CommandInfo]:
+    """Every slash command (subcommands by their full name) and message menu, with whether it needs Manage Server."""
+    rows: list[CommandInfo] = []
+    for command in tree.get_commands():
+        if isinstance(command, app_commands.ContextMenu):
+            rows.append(CommandInfo(command.name, "", menu=True))
+            continue
+        admin = command.default_permissions is not None and command.default_permissions.value != 0
+        if isinstance(command, app_commands.Group):
+            rows.extend(
+                CommandInfo(sub.qualified_name, sub.description, admin=admin)
+                for sub in command.walk_commands()
+                if isinstance(sub, app_commands.Command)
+            )
+        else:
+            rows.append(CommandInfo(command.name, command.description, admin=admin))
+    return rows
 
 
 async def setup(bot: HyperealBot) -> None:

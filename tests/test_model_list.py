@@ -52,3 +52,19 @@ def test_resolve_category(typed: str, key: str | None) -> None:
 def test_unknown_category_lists_the_choices() -> None:
     with pytest.raises(InvalidInput, match="Pick one of: chat, image, image_edit, video, audio, model3d"):
         resolve_category("holograms")
+
+
+def test_chat_models_at_one_price_are_one_line(catalog: Catalog) -> None:
+    (page,) = model_list_pages(catalog, "chat")
+    chat = catalog.by_category("chat")
+    (line,) = [line for line in page.lines if line.startswith("• ")]
+    assert line.startswith(f"• {len(chat)} models at ~2 credits per message")
+    assert all(f"`{spec.id}`" in line for spec in chat)
+
+
+def test_a_video_model_shows_its_durations_and_sizes(catalog: Catalog) -> None:
+    lines = [line for page in model_list_pages(catalog, "video") for line in page.lines]
+    veo = next(line for line in lines if "`veo-3-1-i2v`" in line)
+    assert "durations 4, 6, 8 s" in veo
+    assert "aspect ratios 16:9, 9:16" in veo
+    assert "resolutions 1080p" in veo

@@ -10,7 +10,15 @@ from bot.catalog import Quote
 from bot.credits import GrantBelowZero, GuildBudget, InsufficientCredits, QuotaExceeded
 from bot.credits.alerts import alert_text
 from bot.paid import Charge
-from bot.wording import CATEGORY_LABELS, category_noun, credits_text, result_noun, with_article
+from bot.wording import (
+    CATEGORY_LABELS,
+    QUESTION_QUOTE_MAX,
+    category_noun,
+    credits_text,
+    question_line,
+    result_noun,
+    with_article,
+)
 from cogs._shared import queue_text
 
 BAD = re.compile(
@@ -61,3 +69,12 @@ def test_articles_and_nouns() -> None:
     assert CATEGORY_LABELS["model3d"] == "3D models"
     assert result_noun("audio_tts") == "speech"
     assert result_noun("model3d") == "3D model"
+
+
+def test_the_question_line_is_small_one_line_and_short() -> None:
+    assert question_line(7, "a red fox") == "-# <@7> asked: “a red fox”"
+    long = question_line(7, "first\n\nsecond   " + "x" * 300)
+    assert long.startswith("-# <@7> asked: “first second x")
+    assert long.endswith("…”")
+    assert "\n" not in long
+    assert len(long) <= len("-# <@7> asked: “”") + QUESTION_QUOTE_MAX

@@ -21,6 +21,7 @@ from bot.hypereal import ChatMessage, HyperealClient, HyperealError
 from bot.inputs import CHAT_PROMPT_MAX, EMPTY_MESSAGES, check_system_prompt, check_text
 from bot.logs import PromptLog
 from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote, Requester
+from bot.wording import question_line
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ChatRequest:
     model: str | None = None
     system: str | None = None
     parent_turn: int | None = None  # the answer being replied to, if any
+    show_question: bool = False  # a public /chat answer starts with who asked what (onlookers see the question)
 
 
 @dataclass
@@ -144,7 +146,8 @@ class ChatService:
 
         async def work(bill: Bill) -> ChatOutcome:
             await surface.acknowledge()
-            writer = _AnswerWriter(surface, self.pacers, request.requester.channel_id)
+            header = question_line(request.requester.user_id, request.prompt) if request.show_question else ""
+            writer = _AnswerWriter(surface, self.pacers, request.requester.channel_id, header=header)
             try:
                 await self._stream(model, messages, writer, outcome, stop)
             except HyperealError as exc:
@@ -230,22 +233,24 @@ class ChatService:
 class _AnswerWriter:
     """Keeps the answer's messages in step with the text so far, through the channel's pacer."""
 
-    def __init__(self, surface: AnswerSurface, pacers: PacerRegistry, channel_id: int) -> None:
+    def __init__(self, surface: AnswerSurface, pacers: PacerRegistry, channel_id: int, *, header: str = "") -> None:
         self.surface = surface
         self.pacer = pacers.for_channel(channel_id)
-        self.layout = AnswerLayout(DISCORD_LIMIT - FOOTER_ROOM)
+        # The header goes on the first message only; every part leaves room for it (simpler than one shorter part).
+        self.header = f"{header}\n" if header else ""
+        self.layout = AnswerLayout(DISCORD_LIMIT - FOOTER_ROOM - len(self.header))
         self.message_ids: list[int] = []
         self._current: PacedMessage | None = None
         self._committed = 0  # parts whose message has its final content
 
     async def _open_first(self, content: str) -> None:
         await self.pacer.acquire()
-        self.message_ids.append(await self.surface.show_first(content))
-        self._current = self._paced(self.message_ids[-1], content)
+        self.message_ids.append(await self.surface.show_first(self.header + content))
+        self._current = self._paced(self.message_ids[-1], content, prefix=self.header)
 
-    def _paced(self, message_id: int, shown: str) -> PacedMessage:
+    def _paced(self, message_id: int, shown: str, *, prefix: str = "") -> PacedMessage:
         async def send(content: str) -> None:
-            await self.surface.edit(message_id, content)
+            await self.surface.edit(message_id, prefix + content)
 
         return self.pacer.message(send, shown=shown)
 

@@ -38,6 +38,8 @@ def _answer_messages(fake: FakeDiscord, first: MessageRecord) -> list[MessageRec
 def _body(content: str) -> str:
     """The model's text in a final message: without the footer lines the bot adds under the last part."""
     lines = content.split("\n")
+    if lines and lines[0].startswith("-# <@") and " asked: " in lines[0]:
+        lines.pop(0)  # the question quoted above a public answer's first message
     while lines and (lines[-1].startswith("-# ") or lines[-1].startswith(("✂️", "⏹️", "⚠️"))):
         lines.pop()
     return "\n".join(lines)
@@ -54,7 +56,7 @@ async def limited_bot(sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator
 
 
 async def _finished(fake: FakeDiscord, first: MessageRecord) -> list[MessageRecord]:
-    await fake.wait_for(lambda: "-# " in _answer_messages(fake, first)[-1].content, timeout=60)
+    await fake.wait_for(lambda: "\n-# " in _answer_messages(fake, first)[-1].content, timeout=60)
     return _answer_messages(fake, first)
 
 
@@ -63,10 +65,33 @@ async def test_a_short_answer_streams_and_shows_the_cost(running_bot: RunningBot
     running_bot.sandbox.faults.chat_chunk_delay = 0.01
     first = await fake.response(await fake.invoke("chat", prompt="hello there"))
     (message,) = await _finished(fake, first)
-    assert message.content.startswith("Sandbox reply to: hello there (turns: 1)")
+    question, answer = message.content.split("\n", 1)
+    assert question == f"-# <@{fake.MEMBER.id}> asked: “hello there”"  # onlookers see the question, small
+    assert answer.startswith("Sandbox reply to: hello there (turns: 1)")
     assert message.content.endswith("-# claude-sonnet-4-6 · 2 credits · 998 left")
     assert any(v["content"].endswith(CURSOR) for v in message.versions)  # it showed it was incomplete
     assert message.components == []  # the Stop button is gone at the end
+    assert all(v.get("allowed_mentions") == {"parse": []} for v in message.versions if "allowed_mentions" in v)
+
+
+async def test_a_private_answer_does_not_repeat_the_question(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    first = await fake.response(await fake.invoke("chat", prompt="just for me", private=True))
+    (message,) = await _finished(fake, first)
+    assert message.ephemeral
+    assert message.content.startswith("Sandbox reply to: just for me")
+    assert "asked:" not in message.content
+
+
+async def test_the_question_of_a_long_prompt_is_one_short_line(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    prompt = "line one\n\nline two " + "word " * 60
+    first = await fake.response(await fake.invoke("chat", prompt=prompt))
+    (message,) = await _finished(fake, first)
+    question = message.content.split("\n", 1)[0]
+    assert question.startswith(f"-# <@{fake.MEMBER.id}> asked: “line one line two word")
+    assert question.endswith("…”")
+    assert len(question) < 150
     assert all(v.get("allowed_mentions") == {"parse": []} for v in message.versions if "allowed_mentions" in v)
 
 
@@ -127,7 +152,7 @@ async def test_a_failure_mid_stream_keeps_the_text_and_refunds(running_bot: Runn
     running_bot.sandbox.faults.chat_fail_after_chunks = 4
     first = await fake.response(await fake.invoke("chat", prompt="x"))
     (message,) = await _finished(fake, first)
-    assert message.content.startswith("partial answer partial answer")
+    assert _body(message.content).startswith("partial answer partial answer")
     assert "⚠️ Interrupted by a Hypereal error" in message.content
     assert "0 credits · 1000 left" in message.content
     row = await running_bot.services.db.fetch_one("SELECT state FROM reservations")

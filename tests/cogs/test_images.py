@@ -50,6 +50,8 @@ async def test_image_posts_a_png_with_the_cost_line(running_bot: RunningBot) -> 
     assert embed["image"]["url"] == "attachment://image-1.png"
     assert [cid.split(":")[1] for cid in message.custom_ids()] == ["reroll", "edit", "animate", "model3d"]
     assert await _reservations(running_bot) == [("settled", 4)]
+    # Onlookers see who asked what, in small text, and nobody is pinged.
+    assert message.content == f"-# <@{fake.MEMBER.id}> asked: “a red fox”"
     assert message.current["allowed_mentions"] == {"parse": []}
 
 

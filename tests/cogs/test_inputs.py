@@ -117,7 +117,7 @@ async def test_a_reply_of_invisible_characters_is_not_sent_or_charged(
     fake = fake_discord
     async with run_bot(bot_settings(fake, sandbox, tmp_path, message_content_intent=True), fake, sandbox) as bot:
         first = await fake.response(await fake.invoke("chat", prompt="hello"))
-        await fake.wait_for(lambda: "-# " in fake.message(first.id).content)
+        await fake.wait_for(lambda: "\n-# " in fake.message(first.id).content)
         asked = len([r for r in sandbox.requests if r.path == "/v1/chat"])
         await fake.send_user_message(fake.CHANNEL_ID, fake.MEMBER, INVISIBLE, reply_to=first.id)
         refusal = await fake.wait_for(lambda: [m for m in fake.messages() if m.content.startswith("❌ ")])

@@ -61,12 +61,46 @@ async def test_unknown_category_is_a_clear_ephemeral_error(running_bot: RunningB
     assert "There is no model category" in message.content
 
 
-async def test_help_lists_every_command(running_bot: RunningBot) -> None:
+ADMIN_COMMANDS = ("`/quota", "`/channels", "`/usage`", "`/chat-defaults`")
+
+
+async def test_help_as_a_plain_member_lists_no_admin_or_operator_command(running_bot: RunningBot) -> None:
     fake = running_bot.fake
-    message = await fake.response(await fake.invoke("help"))
+    message = await fake.response(await fake.invoke("help", user=fake.MEMBER))
+    assert message.ephemeral
     text = message.embeds[0]["description"]
-    assert "`/models`" in text
-    assert "`/help`" in text
+    for member_command in ("`/models`", "`/help`", "`/chat`", "`/image`", "`/credits`", "**Edit image**"):
+        assert member_command in text
+    for hidden in (*ADMIN_COMMANDS, "`/budget", "Server admin", "Bot operator"):
+        assert hidden not in text
+    # Grouped by what they do, one line each with its price range from the catalog.
+    assert "**Images**" in text
+    assert "**Video**" in text
+    image_line = next(line for line in text.split("\n") if line.startswith("• `/image`"))
+    assert image_line.endswith("· ~1–10 credits")
+    assert len(text) <= 4096
+
+
+async def test_help_as_an_admin_shows_the_admin_and_operator_sections(running_bot: RunningBot) -> None:
+    fake = running_bot.fake  # the fake's admin has Manage Server and is the bot's operator (OWNER_IDS)
+    message = await fake.response(await fake.invoke("help", user=fake.ADMIN))
+    text = message.embeds[0]["description"]
+    admin_part = text.split("**Server admin (Manage Server)**", 1)[1].split("**Bot operator", 1)[0]
+    for command in ADMIN_COMMANDS:
+        assert command in admin_part
+    assert "`/budget set`" in text.split("**Bot operator (OWNER_IDS)**", 1)[1]
+    assert "`/chat`" in text
+    assert len(text) <= 4096
+
+
+async def test_models_groups_the_chat_models_on_one_line(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    message = await fake.response(await fake.invoke("models", category="chat"))
+    lines = message.embeds[0]["description"].split("\n")
+    chat_lines = [line for line in lines if line.startswith("• ")]
+    assert len(chat_lines) == 1
+    assert chat_lines[0].startswith("• 21 models at ~2 credits per message")
+    assert "`gpt-5`" in chat_lines[0]
 
 
 async def test_about_shows_version_uptime_servers_and_the_invite_link(running_bot: RunningBot) -> None:

@@ -673,6 +673,17 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", handle.payload)
         return handle
 
+    async def select(self, message: MessageRecord, custom_id: str, values: list[str], *,
+                     user: User | None = None) -> InteractionHandle:  # fmt: skip
+        """Pick ``values`` in a message's string select menu (component type 3)."""
+        user = user or self.MEMBER
+        data = {"custom_id": custom_id, "component_type": 3, "values": values}
+        handle = self._base_interaction(3, user, message.channel_id, data)
+        handle.payload["message"] = copy.deepcopy(message.current)
+        handle.message_id = message.id
+        await self.dispatch("INTERACTION_CREATE", handle.payload)
+        return handle
+
     async def submit_modal(self, custom_id: str, values: dict[str, str], *, user: User | None = None,
                            channel_id: int | None = None) -> InteractionHandle:  # fmt: skip
         """Submit a modal the bot opened (text inputs by custom_id)."""

@@ -108,7 +108,7 @@ def _ended_clearly(fake: FakeDiscord, handle: InteractionHandle) -> str | None:
         return "refused"
     if content.endswith("▌") or content.startswith("⏳"):
         return None  # a chat answer still streaming (paced), or a job still running
-    if content.startswith(("✅", "⚠️")) or original.latest_files or "-# " in content:
+    if content.startswith(("✅", "⚠️")) or original.latest_files or "\n-# " in content:
         return "result"
     return "refused" if original.ephemeral else "result"
 
@@ -189,8 +189,10 @@ def _posted_counts(fake: FakeDiscord) -> dict[str, int]:
             status = fake.messages_by_id.get(int(message.current.get("message_reference", {}).get("message_id", 0)))
             if status is not None and "\n> 🗣️ " in status.content:
                 keys.append(status.content.split("\n> 🗣️ ", 1)[1])
-        if message.content.startswith("Sandbox reply to: ") and "-# " in message.content:
-            keys.append(message.content.removeprefix("Sandbox reply to: ").split(" (turns:", 1)[0])
+        # A public answer's first line quotes the question ("-# <@id> asked: …"); the answer follows it.
+        body = message.content.split("\n", 1)[-1] if message.content.startswith("-# <@") else message.content
+        if body.startswith("Sandbox reply to: ") and "-# " in body:
+            keys.append(body.removeprefix("Sandbox reply to: ").split(" (turns:", 1)[0])
         for key in keys:
             counts[key] = counts.get(key, 0) + 1
     return counts
