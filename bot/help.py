@@ -137,3 +137,35 @@ def help_sections(
 def render_help(sections: Iterable[HelpSection]) -> str:
     """The sections as one embed description: a bold title, then its lines."""
     return "\n\n".join(f"**{s.title}**\n" + "\n".join(s.lines) for s in sections)
+
+
+#: Discord's limit for one embed's description.
+EMBED_DESCRIPTION_LIMIT = 4096
+
+
+def render_help_pages(sections: Iterable[HelpSection], limit: int = EMBED_DESCRIPTION_LIMIT) -> list[str]:
+    """The sections packed into as few embed descriptions as fit ``limit`` each (whole sections where they fit).
+
+    With every admin and operator command listed the text outgrows one embed; a section never starts on one page
+    and ends on another unless it is longer than a page itself.
+    """
+    pages: list[str] = []
+    current = ""
+    for section in sections:
+        block = render_help([section])
+        while len(block) > limit:  # one section longer than a page: cut it between lines
+            cut = block.rfind("\n", 0, limit)
+            head, block = block[:cut], block[cut + 1 :]
+            if current:
+                pages.append(current)
+                current = ""
+            pages.append(head)
+        candidate = f"{current}\n\n{block}" if current else block
+        if len(candidate) > limit:
+            pages.append(current)
+            current = block
+        else:
+            current = candidate
+    if current:
+        pages.append(current)
+    return pages

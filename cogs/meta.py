@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.about import VERSION, format_uptime
-from bot.help import CommandInfo, help_sections, render_help
+from bot.help import CommandInfo, help_sections, render_help_pages
 from bot.model_list import CATEGORY_TITLES, ModelListPage, model_list_pages
 
 if TYPE_CHECKING:
@@ -95,9 +95,11 @@ class Meta(commands.Cog):
         sections = help_sections(
             tree_commands(self.bot.tree), self.bot.services.catalog, is_admin=is_admin, is_operator=is_operator
         )
-        embed = discord.Embed(title="Hypereal bot — commands", description=render_help(sections), colour=EMBED_COLOUR)
-        embed.set_footer(text="Prices in credits (1 credit = $0.01; ~ = estimate). /models lists every model.")
-        await interaction.response.send_message(embed=embed, ephemeral=True)
+        pages = render_help_pages(sections)
+        embeds = [discord.Embed(description=page, colour=EMBED_COLOUR) for page in pages]
+        embeds[0].title = "Hypereal bot — commands"
+        embeds[-1].set_footer(text="Prices in credits (1 credit = $0.01; ~ = estimate). /models lists every model.")
+        await interaction.response.send_message(embeds=embeds, ephemeral=True)
 
     @app_commands.command(name="about")
     async def about(self, interaction: discord.Interaction[HyperealBot]) -> None:

@@ -9,10 +9,12 @@ from bot.help import (
     ADMIN_SECTION,
     OPERATOR_SECTION,
     CommandInfo,
+    HelpSection,
     command_line,
     help_sections,
     price_range,
     render_help,
+    render_help_pages,
 )
 
 COMMANDS = [
@@ -72,3 +74,12 @@ def test_one_line_each_with_the_price_and_menus_described(catalog: Catalog) -> N
     menu = command_line(CommandInfo("Edit image", "", menu=True), catalog)
     assert menu.startswith("• Apps ▸ **Edit image** (message menu) — Edit a message's image")
     assert "\n" not in menu
+
+
+def test_help_pages_fit_discords_embed_limit_and_keep_sections_whole() -> None:
+    sections = [HelpSection(f"S{n}", tuple(f"• `/c{n}-{m}` — {'x' * 80}" for m in range(12))) for n in range(8)]
+    pages = render_help_pages(sections, limit=2500)
+    assert len(pages) > 1
+    assert all(len(page) <= 2500 for page in pages)
+    assert "\n\n".join(pages) == render_help(sections)  # nothing lost or reordered
+    assert all(page.startswith("**S") for page in pages)  # every page starts with a section title

@@ -185,7 +185,13 @@ async def test_a_reply_continuing_a_conversation_meets_the_same_rules(
     settings = bot_settings(fake, sandbox, tmp_path, message_content_intent=True, **e2e_backend)
     async with run_bot(settings, fake, sandbox) as bot:
         first = await fake.response(await fake.invoke("chat", prompt="hello there"))
-        await fake.wait_for(lambda: any("-# " in m.content for m in fake.messages(fake.CHANNEL_ID)), timeout=30)
+        # The answer is done (and linked to its conversation) when its cost line is there.
+        await fake.wait_for(
+            lambda: any(
+                " credits" in m.content and "-# " in m.content.split("\n")[-1] for m in fake.messages(fake.CHANNEL_ID)
+            ),
+            timeout=30,
+        )
         await _add_rule(fake, "grawlix*")
         await fake.send_user_message(fake.CHANNEL_ID, fake.MEMBER, "and the grawlixes?", reply_to=first.id)
         refused = await fake.wait_for(
