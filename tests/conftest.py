@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -61,6 +62,13 @@ async def migrated(backend: tuple[str, str]) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a web server a test must know the address of in advance)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -155,5 +163,23 @@ async def running_bot(
     fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, e2e_backend: dict[str, Any]
 ) -> AsyncIterator[RunningBot]:
     settings = bot_settings(fake_discord, sandbox, tmp_path, **e2e_backend)
+    async with run_bot(settings, fake_discord, sandbox) as running:
+        yield running
+
+
+@pytest.fixture
+async def webhook_bot(fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator[RunningBot]:
+    """The bot with PUBLIC_URL set: Hypereal (the sandbox) calls its webhook endpoint back on loopback."""
+    port = free_port()
+    settings = bot_settings(
+        fake_discord,
+        sandbox,
+        tmp_path,
+        web_port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        # Slow polling: in these tests the webhook, not the poller, finishes jobs.
+        job_poll_first_seconds=30,
+        job_poll_max_seconds=30,
+    )
     async with run_bot(settings, fake_discord, sandbox) as running:
         yield running

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from bot.chat.conversations import ConversationStore
 from bot.credits import CreditLedger
 from bot.db import Database, ProcessLock, SQLiteDatabase, discover_migrations, latest_version, open_postgres
 from bot.jobs.store import JobStore, NewJob
+from tests.conftest import free_port
 from tests.fakediscord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,12 +100,6 @@ async def _rows(db: Database, table: str, columns: list[str]) -> list[tuple[Any,
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_copy_keeps_every_row_balances_the_ledger_and_continues_the_ids(
@@ -198,7 +192,7 @@ async def test_a_target_with_rows_at_an_older_schema_is_refused_before_it_is_mig
 async def test_unreachable_server_and_bad_urls_are_one_line_without_the_password(tmp_path: Path) -> None:
     source = tmp_path / "bot.sqlite3"
     await _populate(source)
-    unreachable = f"postgresql://bot:{SECRET}@127.0.0.1:{_free_port()}/hypereal"
+    unreachable = f"postgresql://bot:{SECRET}@127.0.0.1:{free_port()}/hypereal"
     cases = {
         unreachable: "Cannot reach PostgreSQL at postgresql://bot@127.0.0.1:",
         f"postgresql://bot:{SECRET}@127.0.0.1:notaport/db": "--to is not a valid PostgreSQL URL",

@@ -4,44 +4,17 @@ while /healthz, Hypereal's webhook and a slash command keep answering quickly.""
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bot.sandbox import SandboxProvider
 from bot.web import HEADER_TIMEOUT_SECONDS
-from tests.conftest import RunningBot, bot_settings, run_bot
-from tests.fakediscord import FakeDiscord
+from tests.conftest import RunningBot
 
 SLOW = 1000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def webhook_bot(fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator[RunningBot]:
-    """The bot with PUBLIC_URL set and slow polling: only the webhook can finish a job in time."""
-    port = _free_port()
-    settings = bot_settings(
-        fake_discord,
-        sandbox,
-        tmp_path,
-        web_port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        job_poll_first_seconds=30,
-        job_poll_max_seconds=30,
-    )
-    async with run_bot(settings, fake_discord, sandbox) as running:
-        yield running
 
 
 async def open_slow_connections(port: int, count: int) -> list[asyncio.StreamWriter]:

@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,20 +32,15 @@ from bot.credits import CreditLedger
 from bot.db import Database, open_postgres
 from bot.processes import HEARTBEAT_TTL_SECONDS, ProcessRegistry, process_slot
 from bot.sandbox import SandboxProvider
-from tests.conftest import HYPEREAL_KEY
+from tests.conftest import HYPEREAL_KEY, free_port
 from tests.fakediscord import FakeDiscord
+from tests.jobs.test_restart_safety import posted_per_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARDS = 2
 KILLS = 5
 VIDEOS_PER_SHARD_PER_ROUND = 2  # 5 rounds x 2 shards x 2 = 20 videos
 GUILD = 100_000_000_000_000_001
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -155,18 +149,6 @@ class Report:
         )
 
 
-def _posted(fake: FakeDiscord) -> dict[str, int]:
-    """Video results posted per prompt (the result message quotes the prompt and carries the file)."""
-    counts: dict[str, int] = {}
-    for message in fake.messages():
-        if message.ephemeral or not message.latest_files:
-            continue
-        if "is ready" in message.content and "\n> " in message.content:
-            prompt = message.content.split("\n> ", 1)[1]
-            counts[prompt] = counts.get(prompt, 0) + 1
-    return counts
-
-
 def _submissions(sandbox: SandboxProvider) -> dict[str, int]:
     counts: dict[str, int] = {}
     for request in sandbox.requests:
@@ -228,7 +210,7 @@ async def _cross_port_webhook(cluster: Cluster, db: Database) -> str:
     url, payload, status = sandbox.webhooks_sent[-1]
     assert f":{b.port}/" in url, url
     assert status == 200, status
-    await fake.wait_for(lambda: _posted(fake).get(prompt, 0) >= 1, timeout=20)
+    await fake.wait_for(lambda: posted_per_prompt(fake).get(prompt, 0) >= 1, timeout=20)
     stored = await db.fetch_one("SELECT state, webhook_payload FROM jobs WHERE id = ?", (job["id"],))
     assert stored is not None
     assert json.loads(stored["webhook_payload"])["jobId"] == remote.id
@@ -239,7 +221,7 @@ async def _cross_port_webhook(cluster: Cluster, db: Database) -> str:
             async with http.post(again, json=payload) as response:
                 assert response.status == 200, await response.text()
     await asyncio.sleep(1.5)
-    assert _posted(fake).get(prompt) == 1
+    assert posted_per_prompt(fake).get(prompt) == 1
     state = await db.fetch_value("SELECT state FROM jobs WHERE id = ?", (job["id"],))
     assert state == "delivered"
     return "ok"
@@ -247,7 +229,7 @@ async def _cross_port_webhook(cluster: Cluster, db: Database) -> str:
 
 async def _account(cluster: Cluster, db: Database, videos: dict[str, int]) -> Report:
     report = Report(videos=len(videos))
-    posted = _posted(cluster.fake)
+    posted = posted_per_prompt(cluster.fake)
     submissions = _submissions(cluster.sandbox)
     report.duplicated = sorted(prompt for prompt, count in posted.items() if count > 1)
     report.submitted_twice = sorted(prompt for prompt, count in submissions.items() if count > 1)
@@ -285,7 +267,7 @@ async def test_two_shard_processes_survive_kill_9_and_deliver_every_job_once(
         shards = []
         for shard_id in range(SHARDS):
             guild = fake.guild_on_shard(shard_id, SHARDS)
-            shards.append(Shard(shard_id, _free_port(), guild.channels[0].id))
+            shards.append(Shard(shard_id, free_port(), guild.channels[0].id))
         cluster = Cluster(fake, sandbox, fresh_postgres_url, tmp_path, shards)
         db = await open_postgres(fresh_postgres_url)
         try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +11,12 @@ import aiohttp
 import pytest
 
 from bot.sandbox import SandboxProvider
-from tests.conftest import HYPEREAL_KEY, RunningBot, bot_settings, run_bot
+from tests.conftest import HYPEREAL_KEY, RunningBot, bot_settings, free_port, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord, files
 
 pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
 
 PNG = files.PNG
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def webhook_bot(fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path) -> AsyncIterator[RunningBot]:
-    """The bot with PUBLIC_URL set: Hypereal (the sandbox) calls its webhook endpoint back on loopback."""
-    port = _free_port()
-    settings = bot_settings(
-        fake_discord,
-        sandbox,
-        tmp_path,
-        web_port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        # Slow polling: in these tests the webhook, not the poller, finishes jobs.
-        job_poll_first_seconds=30,
-        job_poll_max_seconds=30,
-    )
-    async with run_bot(settings, fake_discord, sandbox) as running:
-        yield running
 
 
 async def _results(fake: FakeDiscord) -> list[MessageRecord]:
@@ -176,7 +150,7 @@ async def test_without_webhooks_the_poller_delivers(running_bot: RunningBot) -> 
 async def test_dropped_webhooks_fall_back_to_polling(
     fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = bot_settings(fake_discord, sandbox, tmp_path, web_port=port, public_url=f"http://127.0.0.1:{port}")
     sandbox.faults.drop_webhooks = True
     async with run_bot(settings, fake_discord, sandbox) as running:

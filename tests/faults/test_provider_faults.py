@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import random
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 
 from bot.sandbox import SandboxProvider
 from bot.sandbox.faults import Faults
-from tests.conftest import bot_settings, run_bot
+from tests.conftest import bot_settings, free_port, run_bot
 from tests.fakediscord import FakeDiscord, InteractionHandle
 from tests.fakediscord.server import VOICE_MESSAGE
 
@@ -35,12 +34,6 @@ ODD_URLS = (
     "http://169.254.169.254/latest/meta-data",
     "https://[::1/x",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _scenarios(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
@@ -117,7 +110,7 @@ async def run_provider_faults(sandbox: SandboxProvider, tmp_path: Path, requests
     """Drive ``requests`` mixed commands through the bot under random Hypereal faults; account for each."""
     rng = random.Random(seed)
     report = FaultReport(requests=requests)
-    port = _free_port()
+    port = free_port()
     async with FakeDiscord(extra_guilds=GUILDS - 2) as fake:
         settings = bot_settings(
             fake,

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,19 +26,13 @@ import pytest
 from bot.credits import CreditLedger
 from bot.db import SQLiteDatabase
 from bot.sandbox import SandboxProvider
-from tests.conftest import HYPEREAL_KEY
+from tests.conftest import HYPEREAL_KEY, free_port
 from tests.fakediscord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ROUNDS = 5
 VIDEOS_PER_ROUND = 3
 IMAGES_PER_ROUND = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _start(fake: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path, port: int) -> asyncio.subprocess.Process:
@@ -101,7 +94,7 @@ class StormReport:
         )
 
 
-def _posted(fake: FakeDiscord) -> dict[str, int]:
+def posted_per_prompt(fake: FakeDiscord) -> dict[str, int]:
     """Results posted per prompt: video replies quote the prompt, image embeds carry it as the title."""
     counts: dict[str, int] = {}
     for message in fake.messages():
@@ -130,7 +123,7 @@ async def kill_storm(sandbox: SandboxProvider, tmp_path: Path, rounds: int, seed
     """Run the storm and account for every request."""
     rng = random.Random(seed)
     sandbox.job_delay = 2.5  # long enough that many jobs finish after the next restart
-    port = _free_port()
+    port = free_port()
     db_path = tmp_path / "bot.sqlite3"
     videos: list[str] = []
     images: dict[str, str] = {}  # interaction id → prompt
@@ -168,7 +161,7 @@ async def _account(
     fake: FakeDiscord, sandbox: SandboxProvider, db_path: Path, rounds: int, videos: list[str], images: dict[str, str]
 ) -> StormReport:
     report = StormReport(rounds=rounds, requests=len(videos) + len(images))
-    posted = _posted(fake)
+    posted = posted_per_prompt(fake)
     report.duplicated = sorted(prompt for prompt, count in posted.items() if count > 1)
     submissions: dict[str, int] = {}
     for request in sandbox.requests:
