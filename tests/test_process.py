@@ -34,6 +34,7 @@ async def bot_process(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterato
             "DATABASE_PATH": str(tmp_path / "bot.sqlite3"),
             "WEB_HOST": "127.0.0.1",
             "WEB_PORT": "0",
+            "PYTHONFAULTHANDLER": "1",
             **extra_env,
         }
         process = await asyncio.create_subprocess_exec(
@@ -50,6 +51,27 @@ async def bot_process(fake_discord: FakeDiscord, tmp_path: Path) -> AsyncIterato
             await process.wait()
 
 
+async def stopped_log(process: asyncio.subprocess.Process, *, timeout: float) -> str:
+    """The process's log once it has exited; if it is still running after ``timeout``, fail with its log.
+
+    A process that hangs gets SIGABRT first: with PYTHONFAULTHANDLER set it prints every thread's stack.
+    """
+    assert process.stderr is not None
+    # Read while waiting: a full stderr pipe would block the process's logging and so its exit.
+    reading = asyncio.ensure_future(process.stderr.read())
+    try:
+        await asyncio.wait_for(process.wait(), timeout=timeout)
+    except TimeoutError:
+        process.send_signal(signal.SIGABRT)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=3)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        pytest.fail(f"still running {timeout} s after SIGTERM; its log:\n{(await reading).decode()[-6000:]}")
+    return (await reading).decode()
+
+
 async def test_process_syncs_answers_models_video_and_stops_on_sigterm(
     fake_discord: FakeDiscord, bot_process: BotProcess
 ) -> None:
@@ -64,10 +86,9 @@ async def test_process_syncs_answers_models_video_and_stops_on_sigterm(
     assert "`veo-3-1-i2v` — 72 credits" in description
     started = asyncio.get_running_loop().time()
     process.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(process.wait(), timeout=5) == 0
+    log = await stopped_log(process, timeout=5)
+    assert process.returncode == 0, log
     assert asyncio.get_running_loop().time() - started < 5
-    assert process.stderr is not None
-    log = (await process.stderr.read()).decode()
     assert fake_discord.token not in log
     assert "stopped cleanly" in log
 
@@ -79,7 +100,8 @@ async def test_reroll_works_after_the_process_restarted(fake_discord: FakeDiscor
     first = await fake.response(await fake.invoke("image", prompt="a lighthouse"), timeout=30)
     await fake.wait_for(lambda: first.latest_files, timeout=30)
     process.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(process.wait(), timeout=10) == 0
+    log = await stopped_log(process, timeout=10)
+    assert process.returncode == 0, log
 
     await bot_process()
     await fake.wait_for(lambda: fake.identify_count == 2 and fake.connected_sessions == 1, timeout=30)

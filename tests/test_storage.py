@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.db import Database, DatabaseError
+from bot.db import Database, DatabaseError, run_to_completion
 from bot.kv import KeyValueStore
 from bot.storage.placeholders import numbered
 
@@ -60,6 +60,39 @@ async def test_values_come_back_the_same_on_both_backends(database: Database) ->
     assert [r["id"] for r in await database.fetch_all("SELECT id FROM v ORDER BY id")] == [1, 2, big]
     with pytest.raises(DatabaseError):
         await database.execute("INSERT INTO v (id) VALUES (?)", (1,))
+
+
+async def test_a_cancellation_landing_as_the_statement_finishes_is_not_swallowed() -> None:
+    """The statement is done but its waiter not yet woken when shutdown cancels: the caller must still stop.
+
+    Swallowed, the caller ran on into its next (hour-long) sleep and its stop() waited for ever: a bot that
+    SIGTERM did not stop (1 start in ~50 on a loaded machine, the retention task's start-up pass).
+    """
+    statement: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    caller = asyncio.create_task(run_to_completion(statement))
+    await asyncio.sleep(0)  # the caller now waits on the statement
+    statement.set_result(1)  # finished: the caller's wake-up is scheduled, not run
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+
+
+async def test_a_background_reader_cancelled_at_any_moment_stops(database: Database) -> None:
+    """A task that reads, then sleeps long (as the retention and poller loops do) ends on cancel wherever it is."""
+
+    async def read_then_sleep() -> None:
+        while True:
+            await database.fetch_all("SELECT 1")
+            await asyncio.sleep(3600)
+
+    for steps in range(40):
+        task = asyncio.create_task(read_then_sleep())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done, f"cancelled after {steps} steps, the task ran on"
+        assert task.cancelled()
 
 
 async def test_a_transaction_cancelled_at_any_await_leaves_the_database_usable(database: Database) -> None:

@@ -41,8 +41,9 @@ async def run_to_completion(awaitable: Awaitable[T]) -> T:
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError as exc:
-            if task.done():
-                break
+            # Kept even when the statement has just finished: a cancellation that lands between the
+            # statement's end and this wake-up is still the caller's (shutdown's) and must not be lost,
+            # or a background task cancelled at that moment runs on and its stop() waits for ever.
             cancelled = exc
         except BaseException:
             break  # the task's own error: task.result() raises it below
