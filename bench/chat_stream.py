@@ -288,7 +288,15 @@ async def streams_side_by_side(seconds: float, streams: int) -> tuple[StreamFigu
             RecordingProxy(sandbox.base_url) as proxy,
             FakeDiscord(ratelimits=True) as fake,
             run_bot(
-                bot_settings(fake, sandbox, Path(tmp), default_allowance=1_000_000, hypereal_base_url=proxy.url),
+                bot_settings(
+                    fake,
+                    sandbox,
+                    Path(tmp),
+                    default_allowance=1_000_000,
+                    hypereal_base_url=proxy.url,
+                    # One member asks every stream: the edit pacing is measured here, not the abuse limit (3).
+                    max_inflight_per_member=20,
+                ),
                 fake,
                 sandbox,
             ) as running,
