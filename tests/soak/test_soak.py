@@ -58,3 +58,4 @@ async def test_kill_storm_of_fifty_rounds(
     assert report.submitted_twice == []
     assert report.drift == []
     assert report.held == 0
+    assert report.calm_delivered == report.calm == 2
