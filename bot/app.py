@@ -109,7 +109,7 @@ def build_services(
         explicit_terms=load_terms(),
         default_max_inflight=settings.max_inflight_per_member,
     )
-    paid = PaidRequests(ledger, channels, guild_settings, alerts, hypereal.limiter, moderation)
+    paid = PaidRequests(ledger, channels, guild_settings, alerts, hypereal.limiter, moderation, clock=clock)
     conversations = ConversationStore(db, clock)
     chat = ChatService(
         hypereal=hypereal,

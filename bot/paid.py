@@ -6,7 +6,8 @@ limit and the category cooldown) → call Hypereal → settle to the ``creditsUs
 or refund → budget alerts → the receipt (``model · N credits · M left``).
 
 The steps that need Discord go through small ports the cogs implement: :class:`MemberPort` asks
-the member to confirm a price and shows where a request waits in the bot's hourly Hypereal queue;
+the member to confirm a price, shows where a request waits in the bot's hourly Hypereal queue, and
+replaces "thinking…" with a status line once a request has run for ``progress_after`` seconds;
 :class:`bot.credits.alerts.AlertPort` posts to the admins' alert channel. Alerts are checked after
 every settle, here, so no paid path can forget them. Hypereal's own "Insufficient credits" means
 the *operator's* account is empty: the reservation is refunded, the member told so, the operator
@@ -18,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -107,8 +109,20 @@ class MemberPort(Protocol):
         ...
 
     async def queued(self, position: int, eta: float, quote: Quote) -> None:
-        """The request waits in the bot's hourly Hypereal queue at ``position`` (0: it starts now)."""
+        """The request waits in the bot's hourly Hypereal queue at ``position`` (1 = next)."""
         ...
+
+    async def working(self, model: str, quote: Quote, since: int) -> None:
+        """The request is still running (``since``: when it started, epoch seconds), or has just left the queue.
+
+        Shown in place of "thinking…" (or of the queue notice), never over a result already posted.
+        """
+        ...
+
+
+# A request that has not answered within this many seconds shows a status line instead of "thinking…"
+# (Discord's own deadline for a first answer is 3 s; members start to wonder soon after).
+PROGRESS_AFTER = 3.0
 
 
 class ChannelNotAllowed(BotError):
@@ -150,8 +164,13 @@ class PaidRequests:
         alerts: BudgetAlerts,
         limiter: RequestLimiter | None = None,
         moderation: Moderation | None = None,
+        *,
+        progress_after: float = PROGRESS_AFTER,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.moderation = moderation
+        self.progress_after = progress_after
+        self.clock = clock
         self.ledger = ledger
         self.channels = channels
         self.guild_settings = guild_settings
@@ -178,21 +197,54 @@ class PaidRequests:
         ):
             raise RequestDeclined("Cancelled: nothing was charged.")
         estimate = request.quote.credits
-        async with self.charging(requester, request.category, request.model, estimate, request.key) as bill:
-            with self._observing(member, request.quote):
-                return await work(bill)
+        async with (
+            self.charging(requester, request.category, request.model, estimate, request.key) as bill,
+            self._progress(member, request),
+        ):
+            return await work(bill)
 
-    @contextlib.contextmanager
-    def _observing(self, member: MemberPort, quote: Quote) -> Iterator[None]:
-        if self.limiter is None:
-            yield
-            return
+    @asynccontextmanager
+    async def _progress(self, member: MemberPort, request: PaidRequest) -> AsyncIterator[None]:
+        """Tell the member how their request is doing while the block runs.
+
+        A place in the bot's hourly Hypereal queue is shown as soon as the request has to wait, and
+        the status line ("Generating · model · price · started …") when it leaves the queue or once it
+        has run for ``progress_after`` seconds — whichever comes first; fast requests show neither.
+        """
+        since = int(self.clock())
+        waiting = False
+
+        async def working() -> None:
+            await member.working(request.model, request.quote, since)
 
         async def notice(position: int, eta: float) -> None:
-            await member.queued(position, eta, quote)
+            nonlocal waiting
+            if position > 0:
+                waiting = True
+                await member.queued(position, eta, request.quote)
+            elif waiting:
+                waiting = False
+                await working()
 
-        with self.limiter.observe(notice):
-            yield
+        async def after_a_while() -> None:
+            await asyncio.sleep(self.progress_after)
+            if waiting:
+                return
+            try:
+                await working()
+            except Exception as exc:  # a status line is not worth failing the request for
+                log.info("progress notice failed: %s", type(exc).__name__)
+
+        timer = asyncio.create_task(after_a_while(), name="paid-request-progress")
+        try:
+            if self.limiter is None:
+                yield
+            else:
+                with self.limiter.observe(notice):
+                    yield
+        finally:
+            # Not awaited: waiting here could swallow a cancellation of the request itself.
+            timer.cancel()
 
     # ── the steps ────────────────────────────────────────────────────────────
 

@@ -30,7 +30,10 @@ def status_text(jobs: JobService, job: Job, charge_line: str | None = None) -> s
     """The status message of a job, for each state."""
     started = f"started <t:{job.created_at}:R>"
     if job.state in ("submitting", "pending"):
-        return f"⏳ Generating · {job.model} · {jobs.price_label(job)} · {started}"
+        # The relative times render live in Discord: the line needs no edits to stay current.
+        usually = jobs.typical_label(job)
+        line = f"⏳ Generating · {job.model} · {jobs.price_label(job)} · {started}"
+        return f"{line} · {usually}" if usually else line
     if job.state in ("completed", "delivered"):
         return f"✅ Done · {charge_line or job.model} · {started}"
     if job.state == "cancelled":
@@ -69,6 +72,7 @@ class JobStarter(InteractionMember):
     def __init__(self, interaction: discord.Interaction[HyperealBot]) -> None:
         super().__init__(interaction)
         self.status: discord.Message | None = None
+        self.was_queued = False
 
     async def show_status(self, job: Job) -> int | None:
         """Post "⏳ Generating · model · price · started …" with a Cancel button; results reply to it."""
@@ -88,9 +92,16 @@ class JobStarter(InteractionMember):
         """The submit waits in the bot's hourly Hypereal queue: say so on the status message."""
         if self.status is None:
             return
-        text = "⏳ Submitting…" if position == 0 else queue_text(position, eta, quote)
+        self.was_queued = True
         with contextlib.suppress(discord.HTTPException):
-            await self.status.edit(content=text)
+            await self.status.edit(content=queue_text(position, eta, quote))
+
+    async def working(self, model: str, quote: Quote, since: int) -> None:
+        """Out of the queue: the submit is on its way (the status message already says "Generating" otherwise)."""
+        if self.status is None or not self.was_queued:
+            return
+        with contextlib.suppress(discord.HTTPException):
+            await self.status.edit(content=f"⏳ Submitting · {model} · {quote.label} · started <t:{since}:R>")
 
     async def edit_status(self, text: str, *, keep_view: bool = False) -> None:
         """Rewrite the status message (a failure to edit is not worth a second error)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -226,19 +227,30 @@ def queue_text(position: int, eta: float, quote: Quote) -> str:
     )
 
 
+def working_text(model: str, quote: Quote, since: int) -> str:
+    """The status line of a request that takes a while (Discord renders the relative time live)."""
+    return f"⏳ Generating · {model} · {quote.label} · started <t:{since}:R>"
+
+
 class InteractionMember:
     """The member behind one paid request, on its interaction: the Discord side of ``bot.paid.MemberPort``.
 
-    It asks for confirmation (answering from then on on the Confirm click), shows "thinking…" and queue
-    notices, and posts the result wherever the member can still see it: the interaction's own followup;
-    when the token is gone (Discord: 15 minutes) a channel message replying to the original response
-    and mentioning the requester; when the channel is gone or closed to the bot, a DM.
+    It asks for confirmation (answering from then on on the Confirm click), shows "thinking…", queue
+    notices and the status line of a slow request, and posts the result wherever the member can still
+    see it: in place of the "thinking…" or status line while the token lasts; when the token is gone
+    (Discord: 15 minutes) a channel message replying to the original response and mentioning the
+    requester; when the channel is gone or closed to the bot, a DM.
     """
 
     def __init__(self, interaction: discord.Interaction[HyperealBot], *, ephemeral: bool = False) -> None:
         self.interaction = interaction
         self.ephemeral = ephemeral
         self.original_id: int | None = None  # the deferred response, once known (late replies point at it)
+        # Status edits and the result are written one at a time, and no status line after the result:
+        # notices come from background tasks, and a late one must never cover what was posted.
+        self._writing = asyncio.Lock()
+        self._status_shown = False
+        self._result_sent = False
 
     # ── MemberPort ───────────────────────────────────────────────────────────
 
@@ -260,8 +272,12 @@ class InteractionMember:
         return True
 
     async def queued(self, position: int, eta: float, quote: Quote) -> None:
-        """Replace "thinking…" with the queue position (and back when the request starts)."""
-        await self.show_status("⏳ Generating…" if position == 0 else queue_text(position, eta, quote))
+        """Replace "thinking…" with the queue position."""
+        await self._show_line(queue_text(position, eta, quote))
+
+    async def working(self, model: str, quote: Quote, since: int) -> None:
+        """Replace "thinking…" (or the queue notice) with "⏳ Generating · model · price · started …"."""
+        await self._show_line(working_text(model, quote, since))
 
     # ── the interaction ──────────────────────────────────────────────────────
 
@@ -273,17 +289,45 @@ class InteractionMember:
         if callback is not None:
             self.original_id = callback.message_id
 
-    async def show_status(self, content: str) -> None:
+    async def _show_line(self, content: str) -> None:
         """Replace the response's content with a status line, while the token lasts (best effort)."""
-        if not self.interaction.response.is_done() or not interaction_is_fresh(self.interaction):
-            return
-        with contextlib.suppress(discord.HTTPException):
-            await self.interaction.edit_original_response(content=content, allowed_mentions=NO_MENTIONS)
+        async with self._writing:
+            if self._result_sent or not self.interaction.response.is_done():
+                return
+            if not interaction_is_fresh(self.interaction):
+                return
+            with contextlib.suppress(discord.HTTPException):
+                await self.interaction.edit_original_response(content=content, allowed_mentions=NO_MENTIONS)
+                self._status_shown = True
 
     async def send(self, content: str, build: Callable[[], dict[str, Any]]) -> discord.Message | None:
         """Post ``content`` plus ``build()``'s keyword arguments (files are rebuilt for every attempt)."""
+        async with self._writing:
+            self._result_sent = True
+            return await self._send(content, build)
+
+    async def _in_place_of_status(self, content: str, build: Callable[[], dict[str, Any]]) -> discord.Message | None:
+        """The result written over the status line (a followup would leave "⏳ Generating" behind)."""
+        arguments = build()
+        arguments["attachments"] = arguments.pop("files", [])
+        try:
+            return await self.interaction.edit_original_response(
+                content=content, allowed_mentions=NO_MENTIONS, **arguments
+            )
+        except discord.NotFound:
+            log.info("interaction token gone, posting the result in the channel interaction=%s", self.interaction.id)
+        except discord.HTTPException as exc:
+            log.warning("could not replace the status line interaction=%s status=%s", self.interaction.id,
+                        exc.status)  # fmt: skip
+        return None
+
+    async def _send(self, content: str, build: Callable[[], dict[str, Any]]) -> discord.Message | None:
         interaction = self.interaction
         user_id = interaction.user.id
+        if self._status_shown and interaction_is_fresh(interaction):
+            message = await self._in_place_of_status(content, build)
+            if message is not None:
+                return message
         if interaction.response.is_done() and interaction_is_fresh(interaction):
             try:
                 return await interaction.followup.send(

@@ -74,11 +74,24 @@ class InteractionSurface(InteractionMember):
         self.followup_ids: set[int] = set()
         self.channel_messages: dict[int, discord.Message] = {}
 
+    async def working(self, model: str, quote: Quote, since: int) -> None:
+        """A model slow to start shows the status line until its first words (one write, before any part)."""
+        if not self.followup_ids:
+            await super().working(model, quote, since)
+
     async def show_first(self, content: str) -> int:
-        message = await self.interaction.followup.send(
-            content, view=_view_for(content, self.view) or discord.utils.MISSING, wait=True,
-            ephemeral=self.private, allowed_mentions=NO_MENTIONS,
-        )  # fmt: skip
+        view = _view_for(content, self.view) or discord.utils.MISSING
+        async with self._writing:
+            self._result_sent = True
+            if self._status_shown:
+                # The status line becomes the answer (a followup would leave "⏳ Generating" behind).
+                message: discord.Message = await self.interaction.edit_original_response(
+                    content=content, view=view, allowed_mentions=NO_MENTIONS
+                )
+            else:
+                message = await self.interaction.followup.send(
+                    content, view=view, wait=True, ephemeral=self.private, allowed_mentions=NO_MENTIONS
+                )
         self.followup_ids.add(message.id)
         return message.id
 
@@ -131,6 +144,9 @@ class ChannelSurface:
 
     async def queued(self, position: int, eta: float, quote: Quote) -> None:
         """Replies have no "thinking…" to replace; the answer appears when the request starts."""
+
+    async def working(self, model: str, quote: Quote, since: int) -> None:
+        """Nothing to replace either: the reply appears with the first words."""
 
     async def acknowledge(self) -> None:
         """Nothing to acknowledge: a message needs no answer within 3 s."""

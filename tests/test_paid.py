@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ from pydantic import SecretStr
 
 from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, InsufficientCredits
 from bot.db import Database
-from bot.hypereal import HyperealClient, ServerError
+from bot.hypereal import HyperealClient, RequestLimiter, ServerError
 from bot.paid import (
     Bill,
     ChannelNotAllowed,
@@ -50,13 +51,17 @@ class Member:
     def __init__(self, *, accept: bool = True) -> None:
         self.accept = accept
         self.asked: list[tuple[str, str]] = []
+        self.shown: list[str] = []  # queue notices and status lines, in order
 
     async def confirm(self, what: str, quote: Quote) -> bool:
         self.asked.append((what, quote.label))
         return self.accept
 
     async def queued(self, position: int, eta: float, quote: Quote) -> None:
-        return None
+        self.shown.append(f"queued {position}")
+
+    async def working(self, model: str, quote: Quote, since: int) -> None:
+        self.shown.append(f"working {model} {quote.label} {since}")
 
 
 class Alerts:
@@ -175,3 +180,50 @@ async def test_every_settle_checks_the_alerts_in_one_place(paid: PaidRequests, l
     await paid.reserve(ME, "audio_tts", "audio-tts", 2, "job:2")
     await paid.settle(ME.guild_id, "job:2", "audio-tts", 2)
     assert len(alerts.posted) == 1  # each threshold once per period
+
+
+def _progress_paid(db: Database, ledger: CreditLedger, limiter: RequestLimiter | None = None) -> PaidRequests:
+    repo = GuildSettingsRepo(db, default_confirm_threshold=50)
+    alerts = BudgetAlerts(db, ledger, repo, lambda: 1_795_003_200)
+    return PaidRequests(
+        ledger, ChannelPolicy(db), repo, alerts, limiter, progress_after=0.05, clock=lambda: 1_795_003_210.7
+    )
+
+
+def _image_request(key: str) -> PaidRequest:
+    return PaidRequest(ME, "image", "nano-banana-t2i", Quote(4, exact=False), key, "An image")
+
+
+async def test_a_slow_request_shows_its_status_line_once(db: Database, ledger: CreditLedger) -> None:
+    paid, member = _progress_paid(db, ledger), Member()
+
+    async def slow(bill: Bill) -> None:
+        await asyncio.sleep(0.2)
+
+    await paid.run(_image_request("slow"), member, slow)
+    assert member.shown == ["working nano-banana-t2i ~4 credits 1795003210"]
+
+
+async def test_a_fast_request_shows_no_status_line(db: Database, ledger: CreditLedger) -> None:
+    paid, member = _progress_paid(db, ledger), Member()
+
+    async def fast(bill: Bill) -> None:
+        return None
+
+    await paid.run(_image_request("fast"), member, fast)
+    await asyncio.sleep(0.1)  # the timer would have fired by now
+    assert member.shown == []
+
+
+async def test_a_queued_request_shows_its_place_then_the_status_line(db: Database, ledger: CreditLedger) -> None:
+    limiter = RequestLimiter(1, window=0.3)
+    await limiter.acquire()  # the hour (here: 0.3 s) is used up
+    paid, member = _progress_paid(db, ledger, limiter), Member()
+
+    async def queued_call(bill: Bill) -> None:
+        await limiter.acquire()
+        await asyncio.sleep(0.01)  # the notices are posted in the background
+
+    await paid.run(_image_request("queued"), member, queued_call)
+    # In the queue the timer stays quiet; leaving it brings the status line at once.
+    assert member.shown == ["queued 1", "working nano-banana-t2i ~4 credits 1795003210"]

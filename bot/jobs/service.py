@@ -162,6 +162,7 @@ class JobService:
         self._submitting: set[str] = set()  # jobs whose submit request is in flight in this process
         self._limit = asyncio.Semaphore(concurrency)
         self._inflight: set[str] = set()  # jobs a task is working on now
+        self._typical: dict[str, int] = {}  # model → median seconds of its last jobs (status messages)
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
@@ -307,6 +308,7 @@ class JobService:
         except BaseException:
             await self.paid.refund(key, "could not store the job")
             raise
+        await self.learn_typical_duration(job.model)
         try:
             message_id = await member.show_status(job)
             if message_id is not None:
@@ -674,6 +676,23 @@ class JobService:
                 log.exception("could not announce a failed job=%s", job.id)
 
     # ── the requester's view ─────────────────────────────────────────────────
+
+    async def learn_typical_duration(self, model: str) -> None:
+        """Refresh how long ``model``'s jobs usually take (read from the last finished ones) for status messages."""
+        took = await self.store.typical_duration(model)
+        if took is None:
+            self._typical.pop(model, None)
+        else:
+            self._typical[model] = took
+
+    def typical_label(self, job: Job) -> str | None:
+        """ "usually ~3 min" for a model whose recent jobs finished in a median of about 3 minutes; None if unknown."""
+        took = self._typical.get(job.model)
+        if took is None:
+            return None
+        if took < 90:
+            return f"usually ~{max(5, round(took / 5) * 5)} s"
+        return f"usually ~{round(took / 60)} min"
 
     def price_label(self, job: Job) -> str:
         """What a job costs, as its status shows it: the charge once known, else the quote (``~`` if estimated)."""

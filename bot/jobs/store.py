@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -368,6 +369,22 @@ class JobStore:
             " WHERE state IN ('submitting', 'pending', 'completed') AND next_poll_at IS NOT NULL"
         )
         return float(value) if value is not None else None
+
+    async def typical_duration(self, model: str, *, last: int = 20, at_least: int = 3) -> int | None:
+        """Median seconds from request to result over ``model``'s last ``last`` finished jobs.
+
+        None until ``at_least`` jobs finished: one or two runs say little about the next.
+        """
+        rows = await self.db.fetch_all(
+            "SELECT finished_at - created_at AS took FROM jobs "
+            "WHERE model = ? AND state IN ('completed', 'delivered') AND finished_at IS NOT NULL "
+            "ORDER BY finished_at DESC LIMIT ?",
+            (model, last),
+        )
+        took = [max(0, int(row["took"])) for row in rows]
+        if len(took) < at_least:
+            return None
+        return int(statistics.median(took))
 
     async def count_by_state(self) -> dict[str, int]:
         """How many jobs are in each state (every state listed, 0 when none): the metrics gauge."""

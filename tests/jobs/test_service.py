@@ -126,6 +126,9 @@ class SilentMember:
     async def queued(self, position: int, eta: float, quote: Quote) -> None:
         return None
 
+    async def working(self, model: str, quote: Quote, since: int) -> None:
+        return None
+
     async def show_status(self, job: Job) -> int | None:
         return None
 
