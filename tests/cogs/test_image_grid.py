@@ -40,9 +40,14 @@ async def _grid(bot: RunningBot, count: int = 4, **options: object) -> tuple[Mes
     fake = bot.fake
     message = await _result(fake, await fake.invoke("image", prompt="a lighthouse", count=count, **options))
     generation_id = message.custom_ids()[0].split(":")[2]
-    generation = await bot.services.images.generation(generation_id)
-    assert generation is not None
     await _settled(bot)
+    for _ in range(100):  # the message and its attachments are noted right after the charge
+        generation = await bot.services.images.generation(generation_id)
+        assert generation is not None
+        if generation.message_id is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert generation.message_id == message.id
     return message, generation
 
 
@@ -248,3 +253,42 @@ async def test_the_grid_buttons_fit_discords_limits() -> None:
             assert len(component["custom_id"]) <= 100
             for option in component.get("options", []):
                 assert len(option["label"]) <= 100
+
+
+async def test_after_forget_me_u_still_posts_but_v_explains(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    message, generation = await _grid(running_bot, count=2)
+    await running_bot.services.db.execute("UPDATE generations SET prompt = '' WHERE id = ?", (generation.id,))
+    refusal = await fake.response(await fake.click(message, f"gen:v:{generation.id}:1"))
+    assert refusal.ephemeral
+    assert "prompt was deleted" in refusal.content
+    posted = await _result(fake, await fake.click(message, f"gen:u:{generation.id}:2"))
+    assert posted.latest_files
+    assert posted.content == f"-# <@{fake.MEMBER.id}>'s image 2"  # no prompt left to quote
+    assert await _settled(running_bot) == [("settled", 8)]
+
+
+async def test_an_original_hypereal_no_longer_serves_says_what_to_do(running_bot: RunningBot) -> None:
+    fake, sandbox = running_bot.fake, running_bot.sandbox
+    message, generation = await _grid(running_bot, count=2)
+    del sandbox.files[generation.output_urls[0].rsplit("/", 1)[1]]
+    ix = await fake.click(message, f"gen:u:{generation.id}:1")
+    (error,) = await fake.wait_for(lambda: [m for m in fake.messages() if m.ephemeral and m.content.startswith("❌")])
+    assert "HTTP 404" in error.content
+    assert "Image 1 cannot be posted full size; V1 makes a new variation of it." in error.content
+    original = fake.original(ix)
+    assert original is not None
+    assert original.deleted  # the public "thinking…" went away
+    assert await _settled(running_bot) == [("settled", 8)]
+
+
+async def test_images_that_make_no_grid_are_stacked_with_the_same_buttons(
+    running_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grid too heavy even when shrunk (here: a tiny limit) falls back to one embed per image."""
+    monkeypatch.setattr("bot.images.GRID_MAX_BYTES", 100)
+    message, generation = await _grid(running_bot, count=3)
+    assert [f.filename for f in message.latest_files] == ["image-1.png", "image-2.png", "image-3.png"]
+    assert _rows(message)[0] == ["U1", "U2", "U3", "Reroll"]
+    assert len(generation.attachment_urls) == 3  # Discord's copies, image by image
+    assert message.embeds[-1]["footer"]["text"] == "nano-banana-t2i · 12 credits · 988 left"
