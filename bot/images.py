@@ -4,6 +4,11 @@ Images are synchronous in Hypereal's API (though slow), but an answer can still 
 then it is polled with ``type=image``. The output CDN blocks hotlinking, so results are always
 downloaded (through the safe downloader) and uploaded to Discord as attachments. Every finished
 generation is stored, so its result buttons keep working after a restart.
+
+Several images (``count`` > 1) are posted as one grid picture (:mod:`bot.grid`); the originals stay
+Hypereal's outputs, which the per-image buttons act on: U<k> posts image k full size
+(:meth:`ImageService.original`, free: it is paid for), V<k> is a new paid request for a variation of
+it (:meth:`ImageService.variation_plan`).
 """
 
 from __future__ import annotations
@@ -12,14 +17,18 @@ import asyncio
 import json
 import logging
 import secrets
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot.catalog import Catalog, ModelSpec
 from bot.db import Database
 from bot.download import DownloadedFile, SafeDownloader
-from bot.errors import InvalidInput, ProviderError
+from bot.errors import BotError, InvalidInput, ProviderError
+from bot.grid import MAX_INPUT_BYTES as GRID_MAX_INPUT_BYTES
+from bot.grid import GridError, compose_grid
 from bot.hypereal import HyperealClient, ImageResult, MalformedResponse, ProviderTimeout, ServerError
 from bot.hypereal.quirks import failure_may_be_early
 from bot.inputs import check_int
@@ -30,6 +39,9 @@ from bot.paid import Bill, Charge, MemberPort, PaidRequest, PaidRequests, Quote,
 log = logging.getLogger(__name__)
 
 MAX_COUNT = 4
+GRID_MAX_BYTES = 8 * 1024 * 1024  # the grid alone is uploaded: under Discord's default 10 MiB, with room to spare
+# Models that take reference images besides the prompt: a variation sends the chosen image as one.
+REFERENCE_INPUT = "reference_images"
 MAX_INPUT_IMAGE_BYTES = 20 * 1024 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 # OpenAI-style models take a size rather than an aspect ratio: the nearest size for each ratio.
@@ -59,7 +71,8 @@ class ImagePlan:
     options: dict[str, Any]
     count: int
     estimate: int
-    source_urls: tuple[str, ...] = ()
+    source_urls: tuple[str, ...] = ()  # edits: the images to edit; generations: reference images
+    variation_of: int | None = None  # V<k>: the number of the image this varies (shown in the confirmation)
 
     @property
     def quote(self) -> Quote:
@@ -71,6 +84,8 @@ class ImagePlan:
         """What is being bought, for the confirmation."""
         if self.kind == "image_edit":
             return f"An edit with {self.spec.id}"
+        if self.variation_of is not None:
+            return f"A variation of image {self.variation_of} with {self.spec.id}"
         return f"{'An image' if self.count == 1 else f'{self.count} images'} with {self.spec.id}"
 
 
@@ -83,6 +98,7 @@ class ImageOutcome:
     generation_id: str
     failures: list[str] = field(default_factory=list)  # user messages of the parallel calls that failed
     delivered: bool = True  # False: nothing could be posted and the charge was given back
+    grid: DownloadedFile | None = None  # several images: the one picture posted instead of ``files``
 
 
 @dataclass(frozen=True)
@@ -125,8 +141,24 @@ class Generation:
     @property
     def image_url(self) -> str | None:
         """The best URL of the first result image to hand to another model (Discord's copy first)."""
-        urls = self.attachment_urls or self.output_urls
-        return urls[0] if urls else None
+        return self.image_url_at(0)
+
+    @property
+    def image_count(self) -> int:
+        """How many images the generation made."""
+        return len(self.output_urls)
+
+    def image_url_at(self, index: int) -> str | None:
+        """The best URL of image ``index`` (0-based): Discord's copy of it if it was posted, else Hypereal's.
+
+        A grid's message carries the grid, not the originals, so it records no attachment URLs and
+        its images are Hypereal's outputs.
+        """
+        if 0 <= index < len(self.attachment_urls):
+            return self.attachment_urls[index]
+        if 0 <= index < len(self.output_urls):
+            return self.output_urls[index]
+        return None
 
 
 class ImageService:
@@ -241,6 +273,7 @@ class ImageService:
         done = [r for r in results if isinstance(r, tuple)]
         errors = [r for r in results if isinstance(r, BaseException)]
         files = [file for file, _url, _credits in done]
+        outcome: ImageOutcome | None = None
         try:
             fatal = [e for e in errors if not isinstance(e, Exception)]  # cancellation: stop, refund
             if fatal or not done:
@@ -258,11 +291,14 @@ class ImageService:
                 charge=await self.paid.preview_bill(requester, bill, credits),
                 generation_id=generation_id,
                 failures=[getattr(e, "user_message", "The request failed.") for e in errors],
+                grid=await self._grid(files) if len(files) > 1 else None,
             )
             receipt = await self._deliver(member, plan, outcome)
         finally:
             for file in files:
                 file.remove()
+            if outcome is not None and outcome.grid is not None:
+                outcome.grid.remove()
         if receipt is None:
             outcome.charge = await self.paid.refund_bill(bill, "the result could not be posted anywhere")
             self.metrics.results_undeliverable.labels(kind=plan.kind).inc()
@@ -272,6 +308,26 @@ class ImageService:
         outcome.charge = await self.paid.settle_bill(requester, bill, credits)
         await self.attach_message(generation_id, receipt.message_id, receipt.attachment_urls)
         return outcome
+
+    async def _grid(self, files: Sequence[DownloadedFile]) -> DownloadedFile | None:
+        """The images as one grid PNG in a temporary file; None (post them one by one) when they cannot be."""
+        if any(file.size > GRID_MAX_INPUT_BYTES for file in files):
+            log.warning("images too large for a grid, posting them one by one")
+            return None
+
+        def compose() -> DownloadedFile:
+            data = compose_grid([file.path.read_bytes() for file in files], max_bytes=GRID_MAX_BYTES)
+            with tempfile.NamedTemporaryFile(
+                prefix="hypereal-grid-", suffix=".png", dir=self.downloader.temp_dir, delete=False
+            ) as handle:
+                handle.write(data)
+            return DownloadedFile(Path(handle.name), len(data), "image/png", "grid.png")
+
+        try:
+            return await asyncio.to_thread(compose)  # decoding and encoding PNGs: not on the event loop
+        except (GridError, OSError) as exc:
+            log.warning("could not compose an image grid, posting the images one by one: %s", exc)
+            return None
 
     @staticmethod
     async def _deliver(member: ImageMember, plan: ImagePlan, outcome: ImageOutcome) -> PostedResult | None:
@@ -290,7 +346,8 @@ class ImageService:
                 plan.prompt, model=plan.spec.id, images=list(plan.source_urls), **plan.options
             )
         else:
-            result = await self.hypereal.generate_image(plan.prompt, model=plan.spec.id, **plan.options)
+            references = {"reference_images": list(plan.source_urls)} if plan.source_urls else {}
+            result = await self.hypereal.generate_image(plan.prompt, model=plan.spec.id, **plan.options, **references)
         url, credits = await self._finished(plan.spec.id, result)
         file = await self.downloader.download(url)
         if not file.content_type.startswith("image/"):
@@ -393,6 +450,46 @@ class ImageService:
         return ImagePlan(
             generation.kind, spec, generation.prompt, options, count, estimate, tuple(generation.source_urls)
         )
+
+    def variation_plan(self, generation: Generation, index: int) -> ImagePlan:
+        """V<k>: one new image with the same prompt, model and options, seeded from image ``index`` (0-based).
+
+        Only a model that takes reference images can be given the image itself; any other model gets
+        the same request again (a variation by its randomness, as a reroll of one image).
+        """
+        source = self.original_url(generation, index)
+        plan = self.reroll_plan(generation)
+        references = (source,) if REFERENCE_INPUT in plan.spec.inputs else ()
+        estimate = self.catalog.quote(plan.spec.id, resolution=plan.options.get("resolution"))
+        return ImagePlan(
+            plan.kind, plan.spec, plan.prompt, plan.options, 1, estimate, references, variation_of=index + 1
+        )
+
+    @staticmethod
+    def original_url(generation: Generation, index: int) -> str:
+        """Hypereal's output URL of image ``index`` (0-based), or ``InvalidInput`` when there is no such image."""
+        if not 0 <= index < len(generation.output_urls):
+            raise InvalidInput(f"This result has no image {index + 1}. Use the buttons of the images it shows.")
+        return generation.output_urls[index]
+
+    async def original(self, generation: Generation, index: int, *, max_bytes: int | None = None) -> DownloadedFile:
+        """U<k>: download image ``index`` (0-based) full size again (free: it was paid for with the grid).
+
+        Raises the downloader's ``BotError``s (refused, too large for ``max_bytes``, failed) with a
+        next step added; the caller removes the file once posted.
+        """
+        url = self.original_url(generation, index)
+        try:
+            file = await self.downloader.download(url, max_bytes=max_bytes)
+        except BotError as exc:
+            raise BotError(
+                f"{exc.user_message} Image {index + 1} cannot be posted full size; V{index + 1} makes a new "
+                "variation of it."
+            ) from None
+        if not file.content_type.startswith("image/"):
+            file.remove()
+            raise ProviderError(f"Hypereal no longer serves image {index + 1} as an image. Use V{index + 1} instead.")
+        return file
 
 
 def check_input_image(image: InputImage) -> None:

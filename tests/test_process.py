@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.sandbox import SandboxProvider
+from tests.conftest import HYPEREAL_KEY
 from tests.fakediscord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,3 +115,36 @@ async def test_reroll_works_after_the_process_restarted(fake_discord: FakeDiscor
     await fake.wait_for(lambda: again.latest_files, timeout=30)
     assert again.id != first.id
     assert again.embeds[0]["title"] == "🎨 a lighthouse"
+
+
+async def test_grid_buttons_work_after_the_process_restarted(
+    fake_discord: FakeDiscord, sandbox: SandboxProvider, bot_process: BotProcess
+) -> None:
+    """U1 on a grid posted before a restart: its button is found again by its custom_id alone.
+
+    Hypereal here is the test's sandbox, outside the bot: it outlives the bot process as Hypereal's CDN
+    would (a bot's own in-process sandbox would forget its outputs with the process).
+    """
+    fake = fake_discord
+    hypereal = {"HYPEREAL_SANDBOX": "0", "HYPEREAL_API_KEY": HYPEREAL_KEY, "HYPEREAL_BASE_URL": sandbox.base_url,
+                "OUTPUT_HOSTS": sandbox.base_url}  # fmt: skip
+    process = await bot_process(**hypereal)
+    await fake.wait_for(lambda: fake.identify_count == 1, timeout=30)
+    grid = await fake.response(await fake.invoke("image", prompt="a lighthouse", count=4), timeout=30)
+    await fake.wait_for(lambda: grid.latest_files, timeout=30)
+    assert [f.filename for f in grid.latest_files] == ["grid.png"]
+    process.send_signal(signal.SIGTERM)
+    log = await stopped_log(process, timeout=10)
+    assert process.returncode == 0, log
+
+    await bot_process(**hypereal)
+    await fake.wait_for(lambda: fake.identify_count == 2 and fake.connected_sessions == 1, timeout=30)
+    u1 = grid.custom_ids()[0]
+    assert u1.startswith("gen:u:")
+    assert u1.endswith(":1")
+    posted = await fake.response(await fake.click(grid, u1), timeout=30)
+    await fake.wait_for(lambda: posted.latest_files, timeout=30)
+    assert posted.id != grid.id
+    assert [f.filename for f in posted.latest_files] == ["image-1.png"]
+    assert posted.embeds[0]["footer"]["text"].startswith("Image 1 of 4")
+    assert len([r for r in sandbox.requests if r.path == "/v1/images/generate"]) == 4  # U1 called nobody

@@ -277,8 +277,12 @@ class HyperealClient:
         output_format: str | None = None,
         size: str | None = None,
         resolution: str | None = None,
+        reference_images: list[str] | None = None,
     ) -> ImageResult:
-        """Text to image (synchronous; can take minutes). May answer a job id to poll with ``type=image``."""
+        """Text to image (synchronous; can take minutes). May answer a job id to poll with ``type=image``.
+
+        ``reference_images`` (URLs) only for models whose catalog inputs list them (``gpt-image-2``).
+        """
         payload = _without_none(
             {
                 "prompt": prompt,
@@ -287,6 +291,7 @@ class HyperealClient:
                 "output_format": output_format,
                 "size": size,
                 "resolution": resolution,
+                "reference_images": reference_images or None,
             }
         )
         return self._image_result(await self._post("/v1/images/generate", payload))

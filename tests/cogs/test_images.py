@@ -55,10 +55,10 @@ async def test_image_posts_a_png_with_the_cost_line(running_bot: RunningBot) -> 
     assert message.current["allowed_mentions"] == {"parse": []}
 
 
-async def test_count_runs_in_parallel_and_posts_every_image(running_bot: RunningBot) -> None:
+async def test_count_runs_in_parallel_and_posts_one_grid(running_bot: RunningBot) -> None:
     fake = running_bot.fake
     message = await _result(fake, await fake.invoke("image", prompt="cats", count=3))
-    assert len(message.latest_files) == 3
+    assert [f.filename for f in message.latest_files] == ["grid.png"]  # tests/cogs/test_image_grid.py has the rest
     assert message.embeds[-1]["footer"]["text"] == "nano-banana-t2i · 12 credits · 988 left"
     assert len([r for r in running_bot.sandbox.requests if r.path == "/v1/images/generate"]) == 3
 
@@ -191,7 +191,7 @@ async def test_expensive_requests_ask_first(running_bot: RunningBot) -> None:
     confirm_id, _cancel = ask.custom_ids()
     click = await fake.click(ask, confirm_id)
     posted = await fake.wait_for(lambda: [fake.message(i) for i in click.followup_ids if fake.message(i).latest_files])
-    assert len(posted[0].latest_files) == 3
+    assert [f.filename for f in posted[0].latest_files] == ["grid.png"]
 
 
 async def test_an_image_answered_with_a_job_id_is_polled(running_bot: RunningBot) -> None:
