@@ -8,7 +8,6 @@ nonce, so a delivery repeated after a crash is deduplicated by Discord.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 from pathlib import Path
@@ -19,7 +18,7 @@ import discord
 from bot.download import DownloadedFile
 from bot.jobs import DeliveryRetry, Job, Receipt
 from bot.paid import Charge
-from bot.preview import PreviewFailed, render_glb_preview
+from bot.preview import ModelPreview, PreviewFailed, preview_in_child
 from bot.voice import VoiceEncodingFailed, voice_message
 from bot.wording import credits_text, result_noun
 from cogs._jobs_ui import DEFAULT_UPLOAD_LIMIT, status_text
@@ -122,7 +121,11 @@ class DiscordJobDelivery:
         filename = _filename(job, file) if file else f"{job.category}-{job.id}"
         preview = await self._preview(job, file) if attach else None
         if preview is not None:
-            embed = discord.Embed(title="Preview (the .glb opens in any 3D viewer)", colour=discord.Colour.blurple())
+            embed = discord.Embed(
+                title="Preview: front · three-quarter · top (the .glb opens in any 3D viewer)",
+                description=preview.figures.text(),
+                colour=discord.Colour.blurple(),
+            )
             embed.set_image(url=f"attachment://{PREVIEW_NAME}")
 
         def files() -> list[discord.File]:
@@ -130,7 +133,7 @@ class DiscordJobDelivery:
                 return []
             attached = [discord.File(Path(file.path), filename=filename)]
             if preview is not None:
-                attached.append(discord.File(io.BytesIO(preview), filename=PREVIEW_NAME))
+                attached.append(discord.File(io.BytesIO(preview.png), filename=PREVIEW_NAME))
             return attached
 
         channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
@@ -179,12 +182,12 @@ class DiscordJobDelivery:
         return Receipt(int(message["id"]), int(message["channel_id"]))
 
     @staticmethod
-    async def _preview(job: Job, file: DownloadedFile | None) -> bytes | None:
-        """A PNG of a 3D model (Discord cannot show GLB); None for other results or an unreadable model."""
+    async def _preview(job: Job, file: DownloadedFile | None) -> ModelPreview | None:
+        """The picture and figures of a 3D model (Discord cannot show GLB); None for other results or a bad model."""
         if job.category != "model3d" or file is None:
             return None
         try:
-            return await asyncio.to_thread(render_glb_preview, file.path)
+            return await preview_in_child(Path(file.path))
         except PreviewFailed as exc:
             log.info("no 3D preview for job=%s: %s", job.id, exc)
             return None

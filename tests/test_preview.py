@@ -1,26 +1,55 @@
-"""The GLB preview renderer."""
+"""The GLB preview: three angles in one picture, the model's figures, and a child process that cannot stall the loop."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from bot.preview import PreviewFailed, render_glb_preview
+from bot.preview import ModelFigures, PreviewFailed, preview_in_child, render_glb_preview
 from bot.sandbox import media
 
 
-def test_a_glb_renders_to_a_png_with_the_model_in_it(tmp_path: Path) -> None:
+def _many_triangles(path: Path, count: int) -> None:
+    import numpy as np
+    import trimesh
+
+    rng = np.random.default_rng(3)
+    vertices = rng.uniform(-1.0, 1.0, size=(count * 3, 3))
+    faces = np.arange(count * 3).reshape(count, 3)
+    path.write_bytes(trimesh.Trimesh(vertices=vertices, faces=faces, process=False).export(file_type="glb"))
+
+
+def test_a_glb_renders_three_angles_with_the_model_in_each(tmp_path: Path) -> None:
     path = tmp_path / "cube.glb"
     path.write_bytes(media.render_glb())
-    picture = Image.open(io.BytesIO(render_glb_preview(path, size_px=256))).convert("RGB")
-    assert picture.size == (256, 256)
-    centre = picture.getpixel((128, 128))
-    corner = picture.getpixel((2, 2))
-    assert centre != corner  # the mesh is drawn over the background
-    assert centre[2] > centre[0]  # in the preview's blue
+    preview = render_glb_preview(path, size_px=256)
+    picture = Image.open(io.BytesIO(preview.png)).convert("RGB")
+    assert picture.size == (768, 256)
+    for panel in range(3):  # the mesh is drawn, in the preview's blue, in every third of the picture
+        third = picture.crop((panel * 256, 0, panel * 256 + 256, 256))
+        red, _green, blue_band = (band.tobytes() for band in third.split())
+        blue = sum(1 for r, b in zip(red, blue_band, strict=True) if b > r + 40)
+        assert blue > 256 * 256 // 10
+
+
+def test_the_figures_are_the_models(tmp_path: Path) -> None:
+    path = tmp_path / "cube.glb"
+    path.write_bytes(media.render_glb())
+    figures = render_glb_preview(path, size_px=128).figures
+    assert (figures.triangles, figures.vertices, figures.file_bytes) == (12, 8, path.stat().st_size)
+    assert figures.size == pytest.approx((1.0, 1.0, 1.0))
+    assert (
+        figures.text()
+        == f"▲ 12 triangles · 8 vertices · {round(path.stat().st_size / 1024) or 1} KB · 1.00 × 1.00 × 1.00"
+    )
+    assert ModelFigures(12_345, 6_200, 1_258_291, (1.0, 0.8, 0.45)).text() == (
+        "▲ 12,345 triangles · 6,200 vertices · 1.2 MB · 1.00 × 0.80 × 0.45"
+    )
 
 
 def test_a_broken_file_is_a_clear_failure(tmp_path: Path) -> None:
@@ -28,3 +57,44 @@ def test_a_broken_file_is_a_clear_failure(tmp_path: Path) -> None:
     path.write_bytes(b"glTF not really")
     with pytest.raises(PreviewFailed, match="could not read the 3D model"):
         render_glb_preview(path)
+
+
+async def test_a_broken_file_fails_clearly_in_the_child_too(tmp_path: Path) -> None:
+    path = tmp_path / "broken.glb"
+    path.write_bytes(b"glTF not really")
+    with pytest.raises(PreviewFailed, match="could not read the 3D model"):
+        await preview_in_child(path)
+
+
+async def test_a_200k_triangle_model_does_not_stall_the_event_loop(tmp_path: Path) -> None:
+    path = tmp_path / "big.glb"
+    _many_triangles(path, 200_000)
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def heartbeat() -> None:
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    beating = asyncio.create_task(heartbeat())
+    started = time.monotonic()
+    preview = await preview_in_child(path)
+    took = time.monotonic() - started
+    stop.set()
+    await beating
+    assert preview.figures.triangles == 200_000
+    assert Image.open(io.BytesIO(preview.png)).size == (1536, 512)
+    assert took < 30  # under the time cap
+    assert max(gaps) < 0.1, f"the loop stalled for {max(gaps) * 1000:.0f} ms"
+
+
+async def test_a_render_past_its_time_cap_is_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "big.glb"
+    _many_triangles(path, 50_000)
+    with pytest.raises(PreviewFailed, match="took longer than"):
+        await preview_in_child(path, time_cap=0.05)
+    assert not list(tmp_path.glob("*.preview.png"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import av
 from PIL import Image
@@ -190,7 +191,12 @@ async def test_3d_posts_the_glb_with_a_rendered_preview(running_bot: RunningBot)
     assert glb.data[:4] == b"glTF"
     picture = Image.open(io.BytesIO(preview.data))
     assert picture.format == "PNG"
+    assert picture.width == 3 * picture.height  # front, three-quarter and top side by side
     assert result.embeds[0]["image"]["url"] == "attachment://preview.png"
+    # The unit cube the sandbox makes: its figures under the picture.
+    assert re.fullmatch(
+        r"▲ 12 triangles · 8 vertices · \d+ KB · 1\.00 × 1\.00 × 1\.00", result.embeds[0]["description"]
+    )
     assert _sent(running_bot) == {"model": "hunyuan3d-v2-base", "input": {"image": image["url"]}}
 
 
