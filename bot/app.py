@@ -25,6 +25,7 @@ from bot.catalog import Catalog
 from bot.chat.conversations import ConversationStore
 from bot.chat.pacing import PacerRegistry
 from bot.chat.service import ChatService
+from bot.consent import VoiceCloneConsent
 from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, UsageReport
 from bot.db import (
     Database,
@@ -167,6 +168,7 @@ def build_services(
         channels=channels,
         guild_settings=guild_settings,
         member_settings=member_settings,
+        voice_clone_consent=VoiceCloneConsent(db, guild_settings, clock),
         paid=paid,
         audit=audit,
         moderation=moderation,

@@ -112,6 +112,8 @@ class PrivacyStore:
                 f"UPDATE reservations SET user_name = NULL WHERE {where} AND user_name IS NOT NULL",
                 params,
             )
+            # A member who asks to be forgotten sees the voice-clone notice again (the record of accepting goes).
+            await tx.execute(f"DELETE FROM voice_clone_consents WHERE {where}", params)
         return PurgeReport(turns=turns, generations=generations, jobs=jobs, names=names)
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from bot.catalog import Catalog
     from bot.chat.conversations import ConversationStore
     from bot.chat.service import ChatService
+    from bot.consent import VoiceCloneConsent
     from bot.credits import BudgetAlerts, ChannelPolicy, CreditLedger, GuildSettingsRepo, UsageReport
     from bot.db import Database
     from bot.download import SafeDownloader
@@ -49,6 +50,7 @@ class Services:
     channels: ChannelPolicy
     guild_settings: GuildSettingsRepo
     member_settings: MemberSettingsRepo
+    voice_clone_consent: VoiceCloneConsent
     paid: PaidRequests
     audit: AuditLog
     moderation: Moderation

@@ -258,11 +258,19 @@ class InteractionMember:
         """Ask "This costs N credits — Confirm / Cancel" ephemerally; answers continue on the click."""
         interaction = self.interaction
         view = ConfirmView(interaction.user.id)
-        await interaction.response.send_message(f"{what} costs **{quote.label}**. Go ahead?", view=view, ephemeral=True)
+        question = f"{what} costs **{quote.label}**. Go ahead?"
+        asked: discord.WebhookMessage | None = None
+        if interaction.response.is_done():  # already answered (a consent notice came first): ask in a followup
+            asked = await interaction.followup.send(question, view=view, ephemeral=True, wait=True)
+        else:
+            await interaction.response.send_message(question, view=view, ephemeral=True)
         await view.wait()
         if view.answer is None:
             with contextlib.suppress(discord.HTTPException):
-                await interaction.edit_original_response(content="Timed out: nothing was charged.", view=None)
+                if asked is not None:
+                    await asked.edit(content="Timed out: nothing was charged.", view=None)
+                else:
+                    await interaction.edit_original_response(content="Timed out: nothing was charged.", view=None)
             return False
         if not view.confirmed:
             await view.answer.response.edit_message(content="Cancelled: nothing was charged.", view=None)

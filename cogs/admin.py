@@ -97,6 +97,8 @@ class Admin(commands.Cog):
         embed.add_field(name="Confirmation above", value=credits_text(settings.confirm_threshold), inline=False)
         buttons = "anyone (the member who presses pays)" if settings.shared_buttons else "only the member who asked"
         embed.add_field(name="Image result buttons", value=buttons, inline=False)
+        notice = "shown once per member" if settings.voice_clone_notice else "off"
+        embed.add_field(name="Voice-clone consent notice", value=notice, inline=False)
         await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     @quota.command(name="user-cap")
@@ -248,6 +250,25 @@ class Admin(commands.Cog):
             "Anyone can now press the buttons under image results; the member who presses pays."
             if shared
             else "Only the member who asked can now press the buttons under their image results."
+        )
+        await interaction.response.send_message(text, ephemeral=True)
+
+    @quota.command(name="voice-clone-notice")
+    @app_commands.describe(
+        state="on: each member accepts a consent notice before their first voice clone; off: no notice"
+    )
+    async def voice_clone_notice(
+        self, interaction: discord.Interaction[HyperealBot], state: Literal["on", "off"]
+    ) -> None:
+        """Show (or stop showing) the one-time consent notice before a member's first /voice-clone."""
+        guild_id = require_manager(interaction)
+        shown = check_choice(state, ("on", "off"), name="The state") == "on"
+        await self.bot.services.guild_settings.update(guild_id, by=interaction.user.id, voice_clone_notice=shown)
+        text = (
+            "Each member now accepts the voice-clone notice (only voices they may use; the sample goes to Hypereal) "
+            "before their first /voice-clone here."
+            if shown
+            else "The voice-clone notice is off here: members clone voices without accepting it first."
         )
         await interaction.response.send_message(text, ephemeral=True)
 

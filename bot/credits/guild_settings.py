@@ -25,6 +25,7 @@ class GuildSettings:
     alert_thresholds: tuple[int, ...] = DEFAULT_ALERT_THRESHOLDS
     adult_content: str = "age_restricted"  # or "off": see bot.moderation
     max_inflight: int | None = None  # None: MAX_INFLIGHT_PER_MEMBER
+    voice_clone_notice: bool = True  # the one-time consent notice before a member's first /voice-clone
 
 
 class GuildSettingsRepo:
@@ -50,6 +51,7 @@ class GuildSettingsRepo:
             alert_thresholds=thresholds,
             adult_content=row["adult_content"],
             max_inflight=row["max_inflight"],
+            voice_clone_notice=bool(row["voice_clone_notice"]),
         )
 
     async def update(self, guild_id: int, *, by: int | None = None, **changes: Any) -> GuildSettings:
@@ -102,7 +104,7 @@ def _shown(value: Any) -> str:
 
 def _column_value(name: str, value: Any) -> Any:
     """How a setting is stored: booleans as 0/1, thresholds as "80,100"."""
-    if name == "shared_buttons":
+    if name in ("shared_buttons", "voice_clone_notice"):
         return int(bool(value))
     if name == "alert_thresholds":
         return ",".join(str(int(v)) for v in value)

@@ -10,7 +10,7 @@ import av
 from PIL import Image
 
 from tests.conftest import RunningBot
-from tests.fakediscord import FakeDiscord, MessageRecord, files
+from tests.fakediscord import FakeDiscord, InteractionHandle, MessageRecord, files
 
 PNG = files.PNG
 MP3 = b"ID3" + b"\x00" * 200
@@ -105,10 +105,22 @@ async def test_tts_shows_the_real_charge_when_hypereal_charges_otherwise(running
     await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅ Done · audio-tts · 5 credits · 995"))
 
 
+async def _accept_notice(fake: FakeDiscord, handle: InteractionHandle) -> MessageRecord:
+    """The first /voice-clone of a member on a server: the consent notice, accepted; then the price question."""
+    notice = await fake.response(handle)
+    assert notice.ephemeral
+    assert "right to use" in notice.content
+    assert "sent to Hypereal" in notice.content
+    await fake.click(notice, notice.custom_ids()[0])
+    await fake.wait_for(lambda: fake.message(notice.id).content.startswith("✅ Accepted"))
+    found = await fake.wait_for(lambda: [m for m in fake.messages() if "costs **107 credits**" in m.content])
+    return found[-1]
+
+
 async def test_voice_clone_sends_the_sample_and_posts_the_voice(running_bot: RunningBot) -> None:
     fake = running_bot.fake
     sample = fake.attachment("me.mp3", MP3, "audio/mpeg")
-    ask = await fake.response(await fake.invoke("voice-clone", text="Good morning", sample=sample))
+    ask = await _accept_notice(fake, await fake.invoke("voice-clone", text="Good morning", sample=sample))
     assert "107 credits" in ask.content  # over the confirmation threshold: the price is asked first
     await fake.click(ask, ask.custom_ids()[0])
     _check_voice_message(await _voice(fake))
@@ -123,7 +135,7 @@ async def test_voice_clone_posts_cloned_voice_mp3_where_the_channel_forbids_voic
     fake.inject(r"POST /channels/\{channel_id\}/messages$", 400, body={"message": "Cannot send voice messages in "
                 "this channel", "code": 50173})  # fmt: skip
     sample = fake.attachment("me.mp3", MP3, "audio/mpeg")
-    ask = await fake.response(await fake.invoke("voice-clone", text="Good morning", sample=sample))
+    ask = await _accept_notice(fake, await fake.invoke("voice-clone", text="Good morning", sample=sample))
     await fake.click(ask, ask.custom_ids()[0])
     result = await _ready(fake)
     assert [f.filename for f in result.latest_files] == ["cloned-voice.mp3"]
