@@ -280,7 +280,13 @@ class Chat(commands.Cog):
         )
         stop = asyncio.Event()
         view = StopView(message.author.id, stop)
-        request = ChatRequest(requester, prompt, key=f"chat-message:{message.id}", parent_turn=parent_turn)
+        # A reply goes on in its conversation's model; a new conversation takes the member's /settings choice.
+        model = None
+        if parent_turn is None:
+            model, _private = await services.member_settings.chat_options(
+                message.guild.id, message.author.id, model=None, private=None
+            )
+        request = ChatRequest(requester, prompt, key=f"chat-message:{message.id}", model=model, parent_turn=parent_turn)
         try:
             await services.chat.answer(request, ChannelSurface(message, view), stop=stop)
         except Exception as exc:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.conftest import RunningBot
+from bot.sandbox import SandboxProvider
+from tests.conftest import RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord
 
 pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
@@ -88,3 +91,17 @@ async def test_speech_model_and_format_are_used_by_tts(running_bot: RunningBot) 
         lambda: [r.json for r in running_bot.sandbox.requests if r.path == "/api/media/generate"]
     )
     assert sent[-1] == {"model": "minimax-speech-02", "input": {"text": "Hello there!", "format": "wav"}}
+
+
+async def test_a_conversation_started_by_a_mention_uses_the_members_chat_model(
+    fake_discord: FakeDiscord, sandbox: SandboxProvider, tmp_path: Path
+) -> None:
+    settings = bot_settings(fake_discord, sandbox, tmp_path, message_content_intent=True)
+    async with run_bot(settings, fake_discord, sandbox) as running:
+        fake = running.fake
+        panel = await _panel(fake)
+        await _choose(fake, panel, "settings:chat_model", "gpt-5")
+        await fake.send_user_message(fake.CHANNEL_ID, fake.MEMBER, f"<@{fake.BOT.id}> hello")
+        await fake.wait_for(lambda: [r for r in sandbox.requests if r.path == "/v1/chat"])
+        await fake.wait_for(lambda: [m for m in fake.messages() if "Sandbox reply to: hello" in m.content])
+    assert next(r.json for r in sandbox.requests if r.path == "/v1/chat")["model"] == "gpt-5"

@@ -709,6 +709,8 @@ class FakeDiscord:
             data["message_reference"] = {"message_id": str(reply_to), "channel_id": str(channel_id)}
         record = self._create_message(channel_id, data, [], author=user)
         payload = copy.deepcopy(record.current)
+        if f"<@{self.BOT.id}>" in content:  # a mention of the bot, as Discord resolves it
+            payload["mentions"] = [self.BOT.payload()]
         if channel.guild_id is not None:
             guild = self.guilds[channel.guild_id]
             payload["member"] = {k: v for k, v in guild.member_payload(user.id).items() if k != "user"}
