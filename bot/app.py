@@ -134,6 +134,7 @@ def build_services(
         metrics=metrics,
         prompt_log=prompt_log,
     )
+    voice_clone_consent = VoiceCloneConsent(db, guild_settings, clock)
     jobs = JobService(
         store=JobStore(db, clock, owner=processes.owner),
         hypereal=hypereal,
@@ -151,6 +152,7 @@ def build_services(
         metrics=metrics,
         processes=processes,
         prompt_log=prompt_log,
+        voice_clone_consent=voice_clone_consent,
     )
     privacy = PrivacyStore(db, clock)
     member_settings = MemberSettingsRepo(db, catalog, clock)
@@ -168,7 +170,7 @@ def build_services(
         channels=channels,
         guild_settings=guild_settings,
         member_settings=member_settings,
-        voice_clone_consent=VoiceCloneConsent(db, guild_settings, clock),
+        voice_clone_consent=voice_clone_consent,
         paid=paid,
         audit=audit,
         moderation=moderation,

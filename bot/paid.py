@@ -1,7 +1,8 @@
 """The one paid-request use case every paid path goes through.
 
-blocked member → content rules → channel policy → price (exact or an estimate) → confirmation when it
-is over the server's threshold → reserve (one ledger write, which also holds the member to the in-flight
+blocked member → content rules → channel policy → a one-time consent notice when the request has one
+(voice cloning: ``bot.consent``) → price (exact or an estimate) → confirmation when it is over the
+server's threshold → reserve (one ledger write, which also holds the member to the in-flight
 limit and the category cooldown) → call Hypereal → settle to the ``creditsUsed`` it reports,
 or refund → budget alerts → the receipt (``model · N credits · M left``).
 
@@ -99,6 +100,9 @@ class PaidRequest:
     key: str
     what: str  # what is being bought, for the confirmation ("A video with kling-3-0-std-t2v")
     texts: tuple[str, ...] = ()  # every prompt and text input: checked against the server's content rules
+    # A notice the member must have accepted before anything is reserved (voice cloning): asks when needed,
+    # False when they cancel or let it time out. Runs after the refusals, before the price confirmation.
+    consent: Callable[[], Awaitable[bool]] | None = None
 
 
 class MemberPort(Protocol):
@@ -130,7 +134,7 @@ class ChannelNotAllowed(BotError):
 
 
 class RequestDeclined(BotError):
-    """The member cancelled the confirmation or let it time out: nothing was reserved (they were told)."""
+    """The member cancelled a confirmation or notice, or let it time out: nothing was reserved (they were told)."""
 
 
 class OperatorOutOfCredits(ProviderError):
@@ -180,7 +184,7 @@ class PaidRequests:
     # ── the use case ─────────────────────────────────────────────────────────
 
     async def run(self, request: PaidRequest, member: MemberPort, work: Callable[[Bill], Awaitable[T]]) -> T:
-        """Member block, content rules, channel policy, confirmation, reservation, then ``work(bill)``, then settlement.
+        """Member block, content rules, channel policy, consent, confirmation, reservation, ``work(bill)``, settlement.
 
         ``work`` settles the bill itself when it knows Hypereal's report (``settle_bill``), hands it
         over to a job, or returns; an exception refunds. Raises the refusals (``ChannelNotAllowed``,
@@ -192,6 +196,8 @@ class PaidRequests:
             await self.moderation.check_member(requester.guild_id, requester.user_id)
             await self.moderation.check_text(requester.guild_id, request.texts, age_restricted=requester.age_restricted)
         await self.check_channel(requester, request.category)
+        if request.consent is not None and not await request.consent():
+            raise RequestDeclined("Cancelled: nothing was charged.")  # the notice already says so
         if await self.needs_confirmation(requester, request.quote.credits) and not await member.confirm(
             request.what, request.quote
         ):

@@ -2,7 +2,8 @@
 
 What goes: conversation turns (and the message links that point at them), the prompt text and
 uploaded-source links of image generations, the request payload (prompt, text to speak, input
-images, voice samples) and webhook payload of jobs, and the display names kept with reservations.
+images, voice samples) and webhook payload of jobs, the display names kept with reservations, and the
+record of having accepted the voice-clone consent notice (it is shown again afterwards).
 What stays: every ledger row and every reservation's amounts and states (the financial record; a
 member's caps keep counting this period), caps, and a job's or generation's model, credits and
 output (so the books and /jobs still add up).
@@ -28,11 +29,12 @@ class PurgeReport:
     generations: int = 0
     jobs: int = 0
     names: int = 0
+    consents: int = 0  # voice-clone notice acceptances (bot.consent)
 
     @property
     def total(self) -> int:
         """Rows changed in all."""
-        return self.turns + self.generations + self.jobs + self.names
+        return self.turns + self.generations + self.jobs + self.names + self.consents
 
     def __add__(self, other: PurgeReport) -> PurgeReport:
         return PurgeReport(
@@ -40,6 +42,7 @@ class PurgeReport:
             self.generations + other.generations,
             self.jobs + other.jobs,
             self.names + other.names,
+            self.consents + other.consents,
         )
 
 
@@ -113,8 +116,8 @@ class PrivacyStore:
                 params,
             )
             # A member who asks to be forgotten sees the voice-clone notice again (the record of accepting goes).
-            await tx.execute(f"DELETE FROM voice_clone_consents WHERE {where}", params)
-        return PurgeReport(turns=turns, generations=generations, jobs=jobs, names=names)
+            consents = await tx.execute(f"DELETE FROM voice_clone_consents WHERE {where}", params)
+        return PurgeReport(turns=turns, generations=generations, jobs=jobs, names=names, consents=consents)
 
 
 def purge_summary(report: PurgeReport) -> str:
@@ -127,6 +130,9 @@ def purge_summary(report: PurgeReport) -> str:
         f"{report.jobs} video, audio or 3D request{'s' if report.jobs != 1 else ''}",
         f"{report.names} stored name{'s' if report.names != 1 else ''} (on requests)",
     ]
+    if report.consents:  # named only when there was one: most members never clone a voice
+        accepted = "acceptances" if report.consents != 1 else "acceptance"
+        parts.append(f"{report.consents} voice-clone notice {accepted}")
     return "Deleted " + ", ".join(parts) + "."
 
 

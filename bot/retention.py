@@ -116,11 +116,12 @@ class Retention:
             log.info("purged personal data of guild=%s removed over %s days ago", guild_id, self.retention_days)
         if report.total:
             log.info(
-                "retention pass turns=%s generations=%s jobs=%s names=%s",
+                "retention pass turns=%s generations=%s jobs=%s names=%s consents=%s",
                 report.turns,
                 report.generations,
                 report.jobs,
                 report.names,
+                report.consents,
             )
         return report
 

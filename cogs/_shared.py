@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 from discord import app_commands
 
+from bot.consent import Notice
 from bot.errors import BotError
 from bot.images import InputImage
 from bot.inputs import shown_value
@@ -256,11 +257,33 @@ class InteractionMember:
 
     async def confirm(self, what: str, quote: Quote) -> bool:
         """Ask "This costs N credits — Confirm / Cancel" ephemerally; answers continue on the click."""
+        view = ConfirmView(self.interaction.user.id)
+        return await self._ask(
+            f"{what} costs **{quote.label}**. Go ahead?",
+            view,
+            accepted=f"Confirmed: {what} for {quote.label}.",
+            cancelled="Cancelled: nothing was charged.",
+            timed_out="Timed out: nothing was charged.",
+        )
+
+    async def accept_notice(self, notice: Notice) -> bool:
+        """Show a notice with Accept / Cancel ephemerally (only the member can answer); answers continue on the click."""
+        view = ConfirmView(self.interaction.user.id, timeout=notice.wait)
+        view.confirm.label = "Accept"
+        return await self._ask(
+            notice.text, view, accepted=notice.accepted, cancelled=notice.cancelled, timed_out=notice.timed_out
+        )
+
+    async def _ask(self, question: str, view: ConfirmView, *, accepted: str, cancelled: str, timed_out: str) -> bool:
+        """Ask with Confirm / Cancel buttons and wait; the answer replaces the question.
+
+        The first question answers the interaction; a later one (a price after a consent notice, both on
+        the click that answered the first) is a followup. From an Accept or Confirm on, the request answers
+        on that click, whose token is fresh.
+        """
         interaction = self.interaction
-        view = ConfirmView(interaction.user.id)
-        question = f"{what} costs **{quote.label}**. Go ahead?"
         asked: discord.WebhookMessage | None = None
-        if interaction.response.is_done():  # already answered (a consent notice came first): ask in a followup
+        if interaction.response.is_done():
             asked = await interaction.followup.send(question, view=view, ephemeral=True, wait=True)
         else:
             await interaction.response.send_message(question, view=view, ephemeral=True)
@@ -268,14 +291,14 @@ class InteractionMember:
         if view.answer is None:
             with contextlib.suppress(discord.HTTPException):
                 if asked is not None:
-                    await asked.edit(content="Timed out: nothing was charged.", view=None)
+                    await asked.edit(content=timed_out, view=None)
                 else:
-                    await interaction.edit_original_response(content="Timed out: nothing was charged.", view=None)
+                    await interaction.edit_original_response(content=timed_out, view=None)
             return False
         if not view.confirmed:
-            await view.answer.response.edit_message(content="Cancelled: nothing was charged.", view=None)
+            await view.answer.response.edit_message(content=cancelled, view=None)
             return False
-        await view.answer.response.edit_message(content=f"Confirmed: {what} for {quote.label}.", view=None)
+        await view.answer.response.edit_message(content=accepted, view=None)
         self.interaction = view.answer
         return True
 

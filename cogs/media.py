@@ -7,7 +7,6 @@ quick synchronous request and answers with the text and an ``.srt`` file.
 
 from __future__ import annotations
 
-import contextlib
 import io
 from typing import TYPE_CHECKING, Any
 
@@ -15,43 +14,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.consent import NOTICE
 from bot.errors import InvalidInput
 from bot.inputs import check_language
 from bot.transcribe import AUDIO_TYPES, AudioInput, Transcript
 from cogs._jobs_ui import start_job
-from cogs._shared import ConfirmView, InteractionMember, checked_image_urls, input_audio, requester_of, require_guild
+from cogs._shared import InteractionMember, checked_image_urls, input_audio, requester_of, require_guild
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
 
 TRANSCRIPT_INLINE_CHARS = 1800
-
-
-CONSENT_WAIT = 300.0  # seconds the notice waits for an answer
-
-
-async def ask_consent(interaction: discord.Interaction[HyperealBot]) -> discord.Interaction[HyperealBot] | None:
-    """Show the voice-clone notice (only the member can answer); the Accept click, or None when they did not accept."""
-    view = ConfirmView(interaction.user.id, timeout=CONSENT_WAIT)
-    view.confirm.label = "Accept"
-    await interaction.response.send_message(NOTICE, view=view, ephemeral=True)
-    await view.wait()
-    if view.answer is None:
-        with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(
-                content="Timed out: no voice was cloned and nothing was charged.", view=None
-            )
-        return None
-    if not view.confirmed:
-        await view.answer.response.edit_message(
-            content="Cancelled: no voice was cloned and nothing was charged.", view=None
-        )
-        return None
-    await view.answer.response.edit_message(
-        content="✅ Accepted: you will not be asked again on this server.", view=None
-    )
-    return view.answer
 
 
 class TranscriptPoster(InteractionMember):
@@ -144,17 +116,11 @@ class Media(commands.Cog):
         sample: discord.Attachment,
     ) -> None:
         """Say a text in the voice of an audio sample."""
-        guild_id = require_guild(interaction)
+        require_guild(interaction)
         services = self.bot.services
         plan = services.jobs.plan_voice_clone(text, sample.url)
         await services.attachments.audio(input_audio(sample))  # contents and Discord URL, before reserving
-        consent = services.voice_clone_consent
-        if await consent.needed(guild_id, interaction.user.id):
-            answered = await ask_consent(interaction)
-            if answered is None:
-                return  # declined or timed out: nothing reserved, nothing sent (the notice says so)
-            await consent.accept(guild_id, interaction.user.id)
-            interaction = answered  # the request goes on from the Accept click
+        # A member's first voice clone on a server shows the consent notice first (bot.consent, in the paid flow).
         await start_job(interaction, plan)
 
     @app_commands.command(name="transcribe")

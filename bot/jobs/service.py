@@ -21,11 +21,12 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.catalog import Catalog, ModelSpec
+from bot.consent import NoticePort, VoiceCloneConsent
 from bot.download import DownloadedFile, DownloadFailed, DownloadRefused, DownloadTooLarge, SafeDownloader
 from bot.errors import BotError, InvalidInput, JobNotFound
 from bot.hypereal import HyperealClient, HyperealError, JobStatus, NotFound, ProviderTimeout
@@ -97,8 +98,8 @@ class JobPlan:
         return f"{WHAT.get(self.category, 'A job')} with {self.spec.id}"
 
 
-class JobMember(MemberPort, Protocol):
-    """The member starting a job: the paid flow's port plus the public status message."""
+class JobMember(MemberPort, NoticePort, Protocol):
+    """The member starting a job: the paid flow's port, the voice-clone notice, and the public status message."""
 
     async def show_status(self, job: Job) -> int | None:
         """Post the "⏳ Generating" status message (the job's results reply to it); returns its id."""
@@ -146,8 +147,10 @@ class JobService:
         metrics: Metrics | None = None,
         processes: ProcessRegistry | None = None,
         prompt_log: PromptLog | None = None,
+        voice_clone_consent: VoiceCloneConsent | None = None,
     ) -> None:
         self.store = store
+        self.voice_clone_consent = voice_clone_consent  # None: voice clones ask for no consent (tests of jobs)
         self.processes = processes  # who else is alive (several processes on PostgreSQL)
         self.hypereal = hypereal
         self.paid = paid
@@ -261,7 +264,8 @@ class JobService:
     # ── submit ───────────────────────────────────────────────────────────────
 
     async def submit(self, requester: Requester, plan: JobPlan, member: JobMember, *, upload_limit: int | None) -> Job:
-        """The paid request: policy, confirmation, reservation, then store, status message and submit.
+        """The paid request: policy, a voice clone's consent notice, confirmation, reservation, then store, status
+        message and submit.
 
         The reservation is handed over to the stored job: the job's end settles or refunds it.
         Raises ``BotError`` when nothing was started (the reservation is refunded first).
@@ -270,13 +274,35 @@ class JobService:
         key = f"job:{job_id}"
         # Every text the model reads (prompt, negative prompt, words to speak) meets the content rules.
         texts = tuple(v for k, v in plan.input.items() if isinstance(v, str) and k in TEXT_INPUTS)
-        request = PaidRequest(requester, plan.category, plan.spec.id, plan.quote, key, plan.what, texts=texts)
+        request = PaidRequest(
+            requester,
+            plan.category,
+            plan.spec.id,
+            plan.quote,
+            key,
+            plan.what,
+            texts=texts,
+            consent=self._consent_step(requester, plan, member),
+        )
 
         async def work(bill: Bill) -> Job:
             bill.hand_over()
             return await self._submit(requester, plan, job_id, key, member, upload_limit)
 
         return await self.paid.run(request, member, work)
+
+    def _consent_step(
+        self, requester: Requester, plan: JobPlan, member: JobMember
+    ) -> Callable[[], Awaitable[bool]] | None:
+        """The paid flow's consent step of a voice clone on a server (the notice, when the member has not accepted)."""
+        consent = self.voice_clone_consent
+        if plan.category != "audio_clone" or consent is None or not requester.guild_id:
+            return None
+
+        async def step() -> bool:
+            return await consent.obtain(requester.guild_id, requester.user_id, member)
+
+        return step
 
     async def _submit(
         self, requester: Requester, plan: JobPlan, job_id: str, key: str, member: JobMember, upload_limit: int | None
