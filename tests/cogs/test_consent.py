@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
+from bot.consent import VOICE_CLONE_NOTICE
 from tests.conftest import RunningBot
 from tests.fakediscord import FakeDiscord, MessageRecord
+
+VOICE_FLAG = 1 << 13  # IS_VOICE_MESSAGE
 
 pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
 
@@ -73,7 +78,7 @@ async def test_an_admin_can_turn_the_notice_off(running_bot: RunningBot) -> None
     fake = running_bot.fake
     done = await fake.response(await fake.invoke("quota voice-clone-notice", user=fake.ADMIN, state="off"))
     assert "notice is off" in done.content
-    first = await _clone(fake)
+    first = await _clone(fake, user=fake.OTHER_MEMBER)  # a member who never accepted
     assert "costs **107 credits**" in first.content  # straight to the price: no notice
     shown = await fake.response(await fake.invoke("quota show", user=fake.ADMIN))
     fields = {f["name"]: f["value"] for f in shown.embeds[0]["fields"]}
@@ -86,6 +91,51 @@ async def test_an_admin_can_turn_the_notice_off(running_bot: RunningBot) -> None
 async def test_forget_me_forgets_the_acceptance(running_bot: RunningBot) -> None:
     services, fake = running_bot.services, running_bot.fake
     await services.voice_clone_consent.accept(fake.GUILD_ID, fake.MEMBER.id)
-    assert not await services.voice_clone_consent.needed(fake.GUILD_ID, fake.MEMBER.id)
-    await services.privacy.purge(user_id=fake.MEMBER.id, guild_id=fake.GUILD_ID)
+    assert "costs **107 credits**" in (await _clone(fake)).content  # accepted: straight to the price
+    ask = await fake.response(await fake.invoke("forget-me"))
+    await fake.click(ask, ask.custom_ids()[0])
+    await fake.wait_for(lambda: "Deleted" in fake.message(ask.id).content)
+    assert fake.message(ask.id).content.endswith(", 1 voice-clone notice acceptance.")
+    assert "right to use" in (await _clone(fake)).content  # forgotten: the notice again
+
+
+async def test_an_admin_purge_forgets_the_acceptance(running_bot: RunningBot) -> None:
+    services, fake = running_bot.services, running_bot.fake
+    await services.voice_clone_consent.accept(fake.GUILD_ID, fake.MEMBER.id)
+    ask = await fake.response(await fake.invoke("privacy purge", user=fake.ADMIN, member=str(fake.MEMBER.id)))
+    await fake.click(ask, ask.custom_ids()[0], user=fake.ADMIN)
+    await fake.wait_for(lambda: "Deleted" in fake.message(ask.id).content)
+    assert "1 voice-clone notice acceptance" in fake.message(ask.id).content
     assert await services.voice_clone_consent.needed(fake.GUILD_ID, fake.MEMBER.id)
+
+
+async def test_below_the_threshold_accept_goes_straight_to_the_result(running_bot: RunningBot) -> None:
+    fake = running_bot.fake
+    await fake.response(await fake.invoke("quota confirm", user=fake.ADMIN, credits=1000))
+    notice = await _clone(fake)
+    assert "right to use" in notice.content
+    await fake.click(notice, notice.custom_ids()[0])  # Accept: no price question follows
+    voiced = await fake.wait_for(lambda: [m for m in fake.messages() if int(m.current["flags"]) & VOICE_FLAG], 15)
+    assert not voiced[0].ephemeral  # the cloned voice is posted in the channel, as without the notice
+    assert not [m for m in fake.messages() if "costs **" in m.content]
+    assert _clone_requests(running_bot) == 1
+
+
+async def test_a_notice_left_unanswered_times_out_and_reserves_nothing(running_bot: RunningBot) -> None:
+    fake, consent = running_bot.fake, running_bot.services.voice_clone_consent
+    consent.notice = dataclasses.replace(VOICE_CLONE_NOTICE, wait=0.3)  # the real wait is 5 minutes
+    notice = await _clone(fake)
+    await fake.wait_for(lambda: fake.message(notice.id).content.startswith("Timed out: no voice was cloned"))
+    assert fake.message(notice.id).custom_ids() == []  # the buttons are gone
+    assert await _reservations(running_bot) == 0
+    assert _clone_requests(running_bot) == 0
+    assert await consent.needed(fake.GUILD_ID, fake.MEMBER.id)
+
+
+async def test_a_clone_refused_by_the_channel_rules_shows_no_notice(running_bot: RunningBot) -> None:
+    fake, consent = running_bot.fake, running_bot.services.voice_clone_consent
+    await fake.response(await fake.invoke("channels disable", user=fake.ADMIN, category="audio"))
+    refused = await _clone(fake)
+    assert "requests are switched off in this channel" in refused.content
+    assert "right to use" not in refused.content
+    assert await consent.needed(fake.GUILD_ID, fake.MEMBER.id)
