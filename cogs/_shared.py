@@ -267,7 +267,7 @@ class InteractionMember:
         )
 
     async def accept_notice(self, notice: Notice) -> bool:
-        """Show a notice with Accept / Cancel ephemerally (only the member can answer); answers continue on the click."""
+        """Show a notice with Accept / Cancel ephemerally (only the member can answer); answers go on on the click."""
         view = ConfirmView(self.interaction.user.id, timeout=notice.wait)
         view.confirm.label = "Accept"
         return await self._ask(

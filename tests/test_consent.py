@@ -60,7 +60,9 @@ async def test_each_member_accepts_once_per_server(consent: VoiceCloneConsent, m
     assert [tuple(r) for r in rows] == [(GUILD, ALICE, NOW)]
 
 
-async def test_an_admin_can_switch_the_notice_off_and_on(consent: VoiceCloneConsent, settings: GuildSettingsRepo) -> None:
+async def test_an_admin_can_switch_the_notice_off_and_on(
+    consent: VoiceCloneConsent, settings: GuildSettingsRepo
+) -> None:
     assert (await settings.get(GUILD)).voice_clone_notice  # on by default
     await settings.update(GUILD, by=ALICE, voice_clone_notice=False)
     assert not (await settings.get(GUILD)).voice_clone_notice
@@ -116,7 +118,8 @@ def ledger(migrated: Database) -> CreditLedger:
 
 @pytest.fixture
 def paid(migrated: Database, ledger: CreditLedger, settings: GuildSettingsRepo) -> PaidRequests:
-    return PaidRequests(ledger, ChannelPolicy(migrated), settings, BudgetAlerts(migrated, ledger, settings, lambda: NOW))
+    alerts = BudgetAlerts(migrated, ledger, settings, lambda: NOW)
+    return PaidRequests(ledger, ChannelPolicy(migrated), settings, alerts)
 
 
 def _clone_request(consent: VoiceCloneConsent, member: Member, key: str) -> PaidRequest:
@@ -156,7 +159,7 @@ async def test_the_notice_comes_before_the_price_and_the_reservation(
 
     await paid.run(_clone_request(consent, member, "c2"), member, work)
     assert member.asked == ["notice", "price 107 credits"]
-    assert reserved == ["reserved"]
+    assert reserved == ["held"]
     assert await consent.accepted(GUILD, ALICE)
 
 

@@ -57,6 +57,7 @@ async def test_the_first_voice_clone_asks_for_consent_before_anything_is_reserve
     ask = await _price_question(fake)  # the usual confirmation follows (107 credits is over the threshold)
     await fake.click(ask, ask.custom_ids()[0])
     await fake.wait_for(lambda: _clone_requests(running_bot) == 1)
+    await fake.wait_for(lambda: [m for m in fake.messages() if int(m.current["flags"]) & VOICE_FLAG], 15)  # delivered
 
     # Accepted once on this server: the next clone goes straight to the price.
     again = await _clone(fake)
