@@ -468,9 +468,14 @@ class ImageService:
     @staticmethod
     def original_url(generation: Generation, index: int) -> str:
         """Hypereal's output URL of image ``index`` (0-based), or ``InvalidInput`` when there is no such image."""
-        if not 0 <= index < len(generation.output_urls):
-            raise InvalidInput(f"This result has no image {index + 1}. Use the buttons of the images it shows.")
+        ImageService.check_image_number(generation, index)
         return generation.output_urls[index]
+
+    @staticmethod
+    def check_image_number(generation: Generation, index: int) -> None:
+        """``InvalidInput`` for an image ``index`` (0-based) the generation does not have (a forged custom_id)."""
+        if not 0 <= index < generation.image_count:
+            raise InvalidInput(f"This result has no image {index + 1}. Use the buttons of the images it shows.")
 
     async def original(self, generation: Generation, index: int, *, max_bytes: int | None = None) -> DownloadedFile:
         """U<k>: download image ``index`` (0-based) full size again (free: it was paid for with the grid).

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.jobs import Job, JobPlan, JobService, JobUnconfirmed
-from cogs._shared import NO_MENTIONS, InteractionMember, queue_text, requester_of, show_error
+from cogs._shared import NO_MENTIONS, InteractionMember, queue_text, requester_of, show_error, working_text
 
 if TYPE_CHECKING:
     from bot.bot import HyperealBot
@@ -101,7 +101,7 @@ class JobStarter(InteractionMember):
         if self.status is None or not self.was_queued:
             return
         with contextlib.suppress(discord.HTTPException):
-            await self.status.edit(content=f"⏳ Submitting · {model} · {quote.label} · started <t:{since}:R>")
+            await self.status.edit(content=working_text(model, quote, since))
 
     async def edit_status(self, text: str, *, keep_view: bool = False) -> None:
         """Rewrite the status message (a failure to edit is not worth a second error)."""

@@ -270,10 +270,7 @@ class ImagePoster(InteractionMember):
         head = embeds[0]
         head.title = ("✏️ " if plan.kind == "image_edit" else "🎨 ") + plan.prompt[:240]
         head.set_author(name=interaction.user.display_name)
-        footer = outcome.charge.cost_line()
-        if outcome.failures:
-            footer += f" · {len(outcome.failures)} of {plan.count} failed and were not charged"
-        embeds[-1].set_footer(text=footer)
+        embeds[-1].set_footer(text=_footer(plan, outcome))
         catalog = interaction.client.services.catalog
         # Several images stacked (their grid could not be composed) still get a button per image.
         count = len(outcome.files)
@@ -302,10 +299,7 @@ class ImagePoster(InteractionMember):
         embed = discord.Embed(colour=EMBED_COLOUR, title="🎨 " + plan.prompt[:240], description=GRID_HINT)
         embed.set_image(url="attachment://grid.png")
         embed.set_author(name=interaction.user.display_name)
-        footer = outcome.charge.cost_line()
-        if outcome.failures:
-            footer += f" · {len(outcome.failures)} of {plan.count} failed and were not charged"
-        embed.set_footer(text=footer)
+        embed.set_footer(text=_footer(plan, outcome))
         view = grid_buttons(interaction.client.services.catalog, outcome.generation_id, len(outcome.files))
 
         def build() -> dict[str, Any]:
@@ -320,6 +314,19 @@ class ImagePoster(InteractionMember):
         return PostedResult(message.id)
 
 
+def _footer(plan: ImagePlan, outcome: ImageOutcome) -> str:
+    """The cost line, and how many of the parallel images failed (those were not charged)."""
+    footer = outcome.charge.cost_line()
+    if outcome.failures:
+        footer += f" · {len(outcome.failures)} of {plan.count} failed and were not charged"
+    return footer
+
+
+def _job_prices(catalog: Catalog) -> tuple[str, str]:
+    """What Animate and To 3D cost with their default models, as their buttons and menu entries show it."""
+    return catalog.default("video_i2v").price_label(), catalog.default("model3d").price_label()
+
+
 async def start_images(interaction: discord.Interaction[HyperealBot], plan: ImagePlan, *, key: str) -> None:
     """The paid request, through ``bot/`` once: policy, confirmation, reservation, Hypereal, the post, the charge."""
     await interaction.client.services.images.generate(requester_of(interaction), plan, key, ImagePoster(interaction))
@@ -330,9 +337,8 @@ def result_buttons(catalog: Catalog, generation_id: str) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(GenerationButton("reroll", generation_id))
     view.add_item(GenerationButton("edit", generation_id))
-    animate_price = catalog.default("video_i2v").price_label()
+    animate_price, model3d_price = _job_prices(catalog)
     view.add_item(GenerationButton("animate", generation_id, label=f"Animate ({animate_price})"))
-    model3d_price = catalog.default("model3d").price_label()
     view.add_item(GenerationButton("model3d", generation_id, label=f"To 3D ({model3d_price})"))
     return view
 
@@ -345,8 +351,7 @@ def grid_buttons(catalog: Catalog, generation_id: str, count: int) -> discord.ui
     view.add_item(GenerationButton("reroll", generation_id, row=0))
     for number in range(1, count + 1):
         view.add_item(GenerationButton("v", generation_id, number=number, row=1))
-    animate_price = catalog.default("video_i2v").price_label()
-    model3d_price = catalog.default("model3d").price_label()
+    animate_price, model3d_price = _job_prices(catalog)
     options = []
     for number in range(1, count + 1):
         options += [
@@ -367,9 +372,8 @@ def original_buttons(catalog: Catalog, generation_id: str, number: int) -> disco
     view = discord.ui.View(timeout=None)
     view.add_item(GenerationButton("v", generation_id, number=number, label="Vary"))
     view.add_item(GenerationButton("edit", generation_id, number=number))
-    animate_price = catalog.default("video_i2v").price_label()
+    animate_price, model3d_price = _job_prices(catalog)
     view.add_item(GenerationButton("animate", generation_id, number=number, label=f"Animate ({animate_price})"))
-    model3d_price = catalog.default("model3d").price_label()
     view.add_item(GenerationButton("model3d", generation_id, number=number, label=f"To 3D ({model3d_price})"))
     return view
 
@@ -427,8 +431,8 @@ async def on_result_button(
     if action == "reroll":
         await start_images(interaction, services.images.reroll_plan(generation), key=f"reroll:{interaction.id}")
         return
-    if index and index >= generation.image_count:  # a forged menu value: the buttons only name real images
-        raise InvalidInput(f"This result has no image {index + 1}. Use the buttons of the images it shows.")
+    if index:  # image 1 is every result's own; another number comes from a grid (or a forged custom_id)
+        services.images.check_image_number(generation, index)
     if action == "u":
         await post_original(interaction, generation, index)
         return

@@ -12,6 +12,7 @@ from PIL import Image
 from bot import grid
 from bot.images import Generation
 from bot.sandbox import SandboxProvider
+from tests.cogs.results import closed_reservations, image_result
 from tests.conftest import RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, MessageRecord
 
@@ -20,27 +21,11 @@ pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite an
 SANDBOX_SIDE = 256  # the sandbox's square images (bot/sandbox/media.py)
 
 
-async def _settled(bot: RunningBot) -> list[tuple[str, int | None]]:
-    """Reservations once none is held (a result is posted first and charged right after)."""
-    for _ in range(100):
-        rows = await bot.services.db.fetch_all("SELECT state, actual FROM reservations ORDER BY created_at")
-        if all(row["state"] != "held" for row in rows):
-            break
-        await asyncio.sleep(0.02)
-    return [(row["state"], row["actual"]) for row in rows]
-
-
-async def _result(fake: FakeDiscord, handle: object) -> MessageRecord:
-    message = await fake.response(handle)  # type: ignore[arg-type]
-    await fake.wait_for(lambda: message.latest_files or message.ephemeral)
-    return message
-
-
 async def _grid(bot: RunningBot, count: int = 4, **options: object) -> tuple[MessageRecord, Generation]:
     fake = bot.fake
-    message = await _result(fake, await fake.invoke("image", prompt="a lighthouse", count=count, **options))
+    message = await image_result(fake, await fake.invoke("image", prompt="a lighthouse", count=count, **options))
     generation_id = message.custom_ids()[0].split(":")[2]
-    await _settled(bot)
+    await closed_reservations(bot)
     for _ in range(100):  # the message and its attachments are noted right after the charge
         generation = await bot.services.images.generation(generation_id)
         assert generation is not None
@@ -95,7 +80,7 @@ async def test_count_4_posts_one_grid_png_with_per_image_buttons(running_bot: Ru
     assert menu["options"][0]["label"] == "Animate image 1 (42 credits per 5 s)"
     assert len(generation.output_urls) == 4
     assert generation.attachment_urls == []  # the message shows the grid, not the originals
-    assert await _settled(running_bot) == [("settled", 16)]
+    assert await closed_reservations(running_bot) == [("settled", 16)]
 
 
 @pytest.mark.parametrize("count", [2, 3])
@@ -113,7 +98,7 @@ async def test_u3_posts_image_3_full_size_and_charges_nothing(running_bot: Runni
     fake, sandbox = running_bot.fake, running_bot.sandbox
     message, generation = await _grid(running_bot)
     third = _make_distinct(sandbox, generation.output_urls[2], (200, 10, 10))
-    posted = await _result(fake, await fake.click(message, f"gen:u:{generation.id}:3"))
+    posted = await image_result(fake, await fake.click(message, f"gen:u:{generation.id}:3"))
     assert posted.id != message.id
     assert not posted.ephemeral
     (original,) = posted.latest_files
@@ -124,7 +109,7 @@ async def test_u3_posts_image_3_full_size_and_charges_nothing(running_bot: Runni
     assert posted.content == f"-# <@{fake.MEMBER.id}> asked: “a lighthouse”"
     # Under it: that image's own actions.
     assert posted.custom_ids() == [f"gen:{a}:{generation.id}:3" for a in ("v", "edit", "animate", "model3d")]
-    assert await _settled(running_bot) == [("settled", 16)]
+    assert await closed_reservations(running_bot) == [("settled", 16)]
     assert len([r for r in sandbox.requests if r.path == "/v1/images/generate"]) == 4
 
 
@@ -135,7 +120,7 @@ async def test_v2_calls_hypereal_with_image_2s_prompt_and_model(
     fake, sandbox = running_bot.fake, running_bot.sandbox
     message, generation = await _grid(running_bot, count=2, model=model)
     sandbox.requests.clear()
-    variation = await _result(fake, await fake.click(message, f"gen:v:{generation.id}:2"))
+    variation = await image_result(fake, await fake.click(message, f"gen:v:{generation.id}:2"))
     (sent,) = [r.json for r in sandbox.requests if r.path == "/v1/images/generate"]
     assert sent["prompt"] == "a lighthouse"
     assert sent["model"] == model
@@ -148,7 +133,7 @@ async def test_v2_calls_hypereal_with_image_2s_prompt_and_model(
     assert [cid.split(":")[1] for cid in variation.custom_ids()] == ["reroll", "edit", "animate", "model3d"]
     assert variation.embeds[0]["title"] == "🎨 a lighthouse"
     assert f"{model} · " in variation.embeds[0]["footer"]["text"]
-    assert [state for state, _ in await _settled(running_bot)] == ["settled", "settled"]
+    assert [state for state, _ in await closed_reservations(running_bot)] == ["settled", "settled"]
 
 
 async def test_a_variation_over_the_threshold_asks_first(running_bot: RunningBot) -> None:
@@ -161,7 +146,7 @@ async def test_a_variation_over_the_threshold_asks_first(running_bot: RunningBot
     _confirm, cancel = ask.custom_ids()
     await fake.click(ask, cancel)
     await fake.wait_for(lambda: "Cancelled" in ask.content)
-    assert await _settled(running_bot) == [("settled", 16)]
+    assert await closed_reservations(running_bot) == [("settled", 16)]
 
 
 async def test_the_menu_animates_and_makes_3d_from_the_chosen_image(running_bot: RunningBot) -> None:
@@ -196,7 +181,7 @@ async def test_a_forged_menu_value_or_image_number_is_refused(running_bot: Runni
     missing = await fake.response(await fake.select(message, f"gen:pick:{generation.id}", ["animate:4"]))
     assert missing.ephemeral
     assert "This result has no image 4." in missing.content
-    assert await _settled(running_bot) == [("settled", 8)]
+    assert await closed_reservations(running_bot) == [("settled", 8)]
 
 
 async def test_only_the_requester_may_press_grid_buttons(running_bot: RunningBot) -> None:
@@ -209,7 +194,7 @@ async def test_only_the_requester_may_press_grid_buttons(running_bot: RunningBot
     refusal = await fake.response(await fake.select(message, f"gen:pick:{generation.id}", ["animate:1"],
                                                     user=fake.OTHER_MEMBER))  # fmt: skip
     assert "These buttons belong to" in refusal.content
-    assert await _settled(running_bot) == [("settled", 8)]
+    assert await closed_reservations(running_bot) == [("settled", 8)]
 
 
 async def test_a_failed_call_leaves_a_smaller_grid_and_is_not_charged(running_bot: RunningBot) -> None:
@@ -233,10 +218,10 @@ async def test_u1_still_works_after_a_restart(
         message, generation = await _grid(first)
     first_image = _make_distinct(sandbox, generation.output_urls[0], (10, 200, 10))
     async with run_bot(settings, fake_discord, sandbox) as restarted:
-        posted = await _result(fake_discord, await fake_discord.click(message, f"gen:u:{generation.id}:1"))
+        posted = await image_result(fake_discord, await fake_discord.click(message, f"gen:u:{generation.id}:1"))
         assert posted.latest_files[0].data == first_image
         assert posted.embeds[0]["footer"]["text"].startswith("Image 1 of 4")
-        assert await _settled(restarted) == [("settled", 16)]
+        assert await closed_reservations(restarted) == [("settled", 16)]
 
 
 async def test_the_grid_buttons_fit_discords_limits() -> None:
@@ -262,10 +247,10 @@ async def test_after_forget_me_u_still_posts_but_v_explains(running_bot: Running
     refusal = await fake.response(await fake.click(message, f"gen:v:{generation.id}:1"))
     assert refusal.ephemeral
     assert "prompt was deleted" in refusal.content
-    posted = await _result(fake, await fake.click(message, f"gen:u:{generation.id}:2"))
+    posted = await image_result(fake, await fake.click(message, f"gen:u:{generation.id}:2"))
     assert posted.latest_files
     assert posted.content == f"-# <@{fake.MEMBER.id}>'s image 2"  # no prompt left to quote
-    assert await _settled(running_bot) == [("settled", 8)]
+    assert await closed_reservations(running_bot) == [("settled", 8)]
 
 
 async def test_an_original_hypereal_no_longer_serves_says_what_to_do(running_bot: RunningBot) -> None:
@@ -279,7 +264,7 @@ async def test_an_original_hypereal_no_longer_serves_says_what_to_do(running_bot
     original = fake.original(ix)
     assert original is not None
     assert original.deleted  # the public "thinking…" went away
-    assert await _settled(running_bot) == [("settled", 8)]
+    assert await closed_reservations(running_bot) == [("settled", 8)]
 
 
 async def test_images_that_make_no_grid_are_stacked_with_the_same_buttons(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 from pathlib import Path
@@ -12,33 +11,18 @@ from PIL import Image
 
 from bot.logs import SecretScrubber
 from bot.sandbox import SandboxProvider
+from tests.cogs.results import closed_reservations, image_result
 from tests.conftest import HYPEREAL_KEY, RunningBot, bot_settings, run_bot
-from tests.fakediscord import FakeDiscord, MessageRecord, files
+from tests.fakediscord import FakeDiscord, files
 
 pytestmark = pytest.mark.both_backends  # each end-to-end test runs on SQLite and on PostgreSQL
 
 PNG = files.PNG
 
 
-async def _reservations(bot: RunningBot) -> list[tuple[str, int | None]]:
-    """Reservations once settled: a result is posted first and charged right after."""
-    for _ in range(100):
-        rows = await bot.services.db.fetch_all("SELECT state, actual FROM reservations ORDER BY created_at")
-        if all(row["state"] != "held" for row in rows):
-            break
-        await asyncio.sleep(0.02)
-    return [(row["state"], row["actual"]) for row in rows]
-
-
-async def _result(fake: FakeDiscord, handle: object) -> MessageRecord:
-    message = await fake.response(handle)  # type: ignore[arg-type]
-    await fake.wait_for(lambda: message.latest_files or message.ephemeral)
-    return message
-
-
 async def test_image_posts_a_png_with_the_cost_line(running_bot: RunningBot) -> None:
     fake = running_bot.fake
-    message = await _result(fake, await fake.invoke("image", prompt="a red fox", aspect_ratio="16:9"))
+    message = await image_result(fake, await fake.invoke("image", prompt="a red fox", aspect_ratio="16:9"))
     assert not message.ephemeral
     (png,) = message.latest_files
     image = Image.open(io.BytesIO(png.data))
@@ -49,7 +33,7 @@ async def test_image_posts_a_png_with_the_cost_line(running_bot: RunningBot) -> 
     assert embed["footer"]["text"] == "nano-banana-t2i · 4 credits · 996 left"
     assert embed["image"]["url"] == "attachment://image-1.png"
     assert [cid.split(":")[1] for cid in message.custom_ids()] == ["reroll", "edit", "animate", "model3d"]
-    assert await _reservations(running_bot) == [("settled", 4)]
+    assert await closed_reservations(running_bot) == [("settled", 4)]
     # Onlookers see who asked what, in small text, and nobody is pinged.
     assert message.content == f"-# <@{fake.MEMBER.id}> asked: “a red fox”"
     assert message.current["allowed_mentions"] == {"parse": []}
@@ -57,7 +41,7 @@ async def test_image_posts_a_png_with_the_cost_line(running_bot: RunningBot) -> 
 
 async def test_count_runs_in_parallel_and_posts_one_grid(running_bot: RunningBot) -> None:
     fake = running_bot.fake
-    message = await _result(fake, await fake.invoke("image", prompt="cats", count=3))
+    message = await image_result(fake, await fake.invoke("image", prompt="cats", count=3))
     assert [f.filename for f in message.latest_files] == ["grid.png"]  # tests/cogs/test_image_grid.py has the rest
     assert message.embeds[-1]["footer"]["text"] == "nano-banana-t2i · 12 credits · 988 left"
     assert len([r for r in running_bot.sandbox.requests if r.path == "/v1/images/generate"]) == 3
@@ -67,7 +51,7 @@ async def test_edit_sends_the_attachment_url_first(running_bot: RunningBot) -> N
     fake = running_bot.fake
     source = fake.attachment("cat.png", PNG, "image/png")
     reference = fake.attachment("style.png", PNG, "image/png")
-    message = await _result(fake, await fake.invoke("edit", image=source, prompt="make it blue", image2=reference))
+    message = await image_result(fake, await fake.invoke("edit", image=source, prompt="make it blue", image2=reference))
     sent = next(r.json for r in running_bot.sandbox.requests if r.path == "/v1/images/generate")
     assert sent["images"] == [source["url"], reference["url"]]
     assert sent["model"] == "nano-banana-edit"
@@ -88,7 +72,7 @@ async def test_bad_input_is_refused_before_any_reservation(running_bot: RunningB
     text = fake.attachment("notes.txt", b"hello", "text/plain")
     message = await fake.response(await fake.invoke("edit", image=text, prompt="x"))
     assert "is not an image" in message.content
-    assert await _reservations(running_bot) == []
+    assert await closed_reservations(running_bot) == []
     assert running_bot.sandbox.requests == []
 
 
@@ -97,7 +81,7 @@ async def test_moderation_refusal_is_shown_verbatim_and_refunded(running_bot: Ru
     ix = await fake.invoke("image", prompt="something forbidden")
     message = await fake.wait_for(lambda: [m for m in fake.messages() if m.ephemeral and m.content.startswith("❌")])
     assert "Your request was rejected by the safety system." in message[0].content
-    assert await _reservations(running_bot) == [("refunded", 0)]
+    assert await closed_reservations(running_bot) == [("refunded", 0)]
     original = fake.original(ix)
     assert original is not None
     assert original.deleted  # the public "thinking…" message was removed
@@ -109,28 +93,28 @@ async def test_a_sandbox_failure_refunds_with_a_clear_message(running_bot: Runni
     await fake.invoke("image", prompt="a fox")
     errors = await fake.wait_for(lambda: [m for m in fake.messages() if m.ephemeral and m.content.startswith("❌")])
     assert "Hypereal had a temporary problem. Nothing was charged" in errors[0].content
-    assert await _reservations(running_bot) == [("refunded", 0)]
+    assert await closed_reservations(running_bot) == [("refunded", 0)]
     assert await running_bot.services.ledger.check_invariants() == []
 
 
 async def test_only_the_requester_may_reroll(running_bot: RunningBot) -> None:
     fake = running_bot.fake
-    message = await _result(fake, await fake.invoke("image", prompt="a fox"))
+    message = await image_result(fake, await fake.invoke("image", prompt="a fox"))
     reroll = message.custom_ids()[0]
     stranger = await fake.click(message, reroll, user=fake.OTHER_MEMBER)
     refusal = await fake.response(stranger)
     assert refusal.ephemeral
     assert "These buttons belong to" in refusal.content
     mine = await fake.click(message, reroll, user=fake.MEMBER)
-    rerolled = await _result(fake, mine)
+    rerolled = await image_result(fake, mine)
     assert rerolled.id != message.id
     assert rerolled.embeds[0]["title"] == "🎨 a fox"
-    assert await _reservations(running_bot) == [("settled", 4), ("settled", 4)]
+    assert await closed_reservations(running_bot) == [("settled", 4), ("settled", 4)]
 
 
 async def test_animate_turns_the_image_into_a_video_job(running_bot: RunningBot) -> None:
     fake = running_bot.fake
-    message = await _result(fake, await fake.invoke("image", prompt="a fox"))
+    message = await image_result(fake, await fake.invoke("image", prompt="a fox"))
     status = await fake.response(await fake.click(message, message.custom_ids()[2]))
     assert status.content.startswith("⏳ Generating · kling-3-0-std-i2v · 42 credits")
     video = await fake.wait_for(
@@ -148,11 +132,11 @@ async def test_reroll_still_works_after_a_restart(
 ) -> None:
     settings = bot_settings(fake_discord, sandbox, tmp_path)
     async with run_bot(settings, fake_discord, sandbox):
-        message = await _result(fake_discord, await fake_discord.invoke("image", prompt="a fox"))
+        message = await image_result(fake_discord, await fake_discord.invoke("image", prompt="a fox"))
     async with run_bot(settings, fake_discord, sandbox) as restarted:
-        rerolled = await _result(fake_discord, await fake_discord.click(message, message.custom_ids()[0]))
+        rerolled = await image_result(fake_discord, await fake_discord.click(message, message.custom_ids()[0]))
         assert rerolled.embeds[0]["title"] == "🎨 a fox"
-        assert await _reservations(restarted) == [("settled", 4), ("settled", 4)]
+        assert await closed_reservations(restarted) == [("settled", 4), ("settled", 4)]
 
 
 async def test_a_role_cap_refuses_with_the_reset_time(running_bot: RunningBot) -> None:
@@ -160,7 +144,7 @@ async def test_a_role_cap_refuses_with_the_reset_time(running_bot: RunningBot) -
     await fake.response(
         await fake.invoke("quota role-cap", user=fake.ADMIN, role=fake.ROLE_ID, category="image", cap=6)
     )
-    await _result(fake, await fake.invoke("image", prompt="first"))
+    await image_result(fake, await fake.invoke("image", prompt="first"))
     refusal = await fake.response(await fake.invoke("image", prompt="second"))
     assert refusal.ephemeral
     assert "You have used 4 of your 6-credit image cap this period" in refusal.content
@@ -176,8 +160,8 @@ async def test_a_category_disabled_here_lists_where_it_is_allowed(running_bot: R
     refusal = await fake.response(await fake.invoke("image", prompt="a fox", channel_id=fake.CHANNEL_ID))
     assert refusal.ephemeral
     assert f"Use them in <#{fake.OTHER_CHANNEL_ID}>" in refusal.content
-    assert await _reservations(running_bot) == []
-    allowed = await _result(fake, await fake.invoke("image", prompt="a fox", channel_id=fake.OTHER_CHANNEL_ID))
+    assert await closed_reservations(running_bot) == []
+    allowed = await image_result(fake, await fake.invoke("image", prompt="a fox", channel_id=fake.OTHER_CHANNEL_ID))
     assert allowed.latest_files
 
 
@@ -197,12 +181,12 @@ async def test_expensive_requests_ask_first(running_bot: RunningBot) -> None:
 async def test_an_image_answered_with_a_job_id_is_polled(running_bot: RunningBot) -> None:
     fake = running_bot.fake
     running_bot.sandbox.faults.image_async = True
-    message = await _result(fake, await fake.invoke("image", prompt="slow fox"))
+    message = await image_result(fake, await fake.invoke("image", prompt="slow fox"))
     assert Image.open(io.BytesIO(message.latest_files[0].data)).format == "PNG"
     polls = [r for r in running_bot.sandbox.requests if r.path.startswith("/api/v1/jobs/")]
     assert polls
     assert polls[0].query["type"] == "image"
-    assert await _reservations(running_bot) == [("settled", 4)]
+    assert await closed_reservations(running_bot) == [("settled", 4)]
 
 
 async def test_a_failed_image_job_is_refunded_at_once_not_after_six_polls(running_bot: RunningBot) -> None:
@@ -215,7 +199,7 @@ async def test_a_failed_image_job_is_refunded_at_once_not_after_six_polls(runnin
     assert "Hypereal could not make this image (Generation failed (sandbox))" in error.content
     polls = [r for r in sandbox.requests if r.path.startswith("/api/v1/jobs/")]
     assert len(polls) == 1
-    assert await _reservations(running_bot) == [("refunded", 0)]
+    assert await closed_reservations(running_bot) == [("refunded", 0)]
 
 
 async def test_no_interaction_token_reaches_the_log_at_debug(
@@ -227,7 +211,7 @@ async def test_no_interaction_token_reaches_the_log_at_debug(
     caplog.set_level(logging.DEBUG)
     fake = running_bot.fake
     handle = await fake.invoke("image", prompt="a quiet fox")
-    await _result(fake, handle)
+    await image_result(fake, handle)
     text = "\n".join(caplog.handler.format(r) for r in caplog.records)
     assert "/webhooks/" in text or "/interactions/" in text  # the lines are there…
     assert handle.token not in text  # …without the token
@@ -242,4 +226,4 @@ async def test_hypereal_error_text_never_shows_the_api_key(running_bot: RunningB
     assert "Hypereal refused the request" in message.content
     assert HYPEREAL_KEY not in message.content
     assert len(message.content) < 700
-    assert await _reservations(running_bot) == [("refunded", 0)]
+    assert await closed_reservations(running_bot) == [("refunded", 0)]

@@ -11,6 +11,7 @@ import asyncio
 from pathlib import Path
 
 from bot.sandbox import SandboxProvider
+from tests.cogs.results import closed_reservations
 from tests.conftest import RunningBot, bot_settings, run_bot
 from tests.fakediscord import FakeDiscord, InteractionHandle, MessageRecord
 
@@ -25,16 +26,6 @@ def _results(fake: FakeDiscord, channel_id: int | None = None) -> list[MessageRe
     return [m for m in fake.messages(channel_id) if m.latest_files and not m.ephemeral]
 
 
-async def _settled(bot: RunningBot) -> list[tuple[str, int]]:
-    """Reservations once closed (a result is posted first, then charged)."""
-    for _ in range(100):
-        rows = await bot.services.db.fetch_all("SELECT state, actual FROM reservations")
-        if all(row["state"] != "held" for row in rows):
-            break
-        await asyncio.sleep(0.02)
-    return [(row["state"], row["actual"]) for row in rows]
-
-
 async def test_an_image_whose_token_expired_is_posted_in_the_channel_as_a_reply(running_bot: RunningBot) -> None:
     fake, sandbox = running_bot.fake, running_bot.sandbox
     sandbox.faults.delay_seconds = 0.5  # Hypereal is slow; the token expires meanwhile
@@ -45,7 +36,7 @@ async def test_an_image_whose_token_expired_is_posted_in_the_channel_as_a_reply(
     assert int(result.current["message_reference"]["message_id"]) == handle.original_id
     assert [int(u) for u in result.current["allowed_mentions"]["users"]] == [fake.MEMBER.id]
     assert result.embeds[-1]["footer"]["text"] == "nano-banana-t2i · 4 credits · 996 left"
-    assert await _settled(running_bot) == [("settled", 4)]
+    assert await closed_reservations(running_bot) == [("settled", 4)]
     assert await running_bot.services.ledger.check_invariants() == []
 
 
@@ -59,7 +50,7 @@ async def test_when_the_channel_is_gone_too_the_result_comes_by_dm(running_bot: 
     (result,) = await fake.wait_for(lambda: _results(fake, dm_channel), timeout=15)
     assert "closed to the bot" in result.content
     assert _results(fake, fake.CHANNEL_ID) == []
-    assert await _settled(running_bot) == [("settled", 4)]
+    assert await closed_reservations(running_bot) == [("settled", 4)]
 
 
 async def test_a_result_that_cannot_be_posted_anywhere_is_refunded(running_bot: RunningBot) -> None:
@@ -71,7 +62,7 @@ async def test_a_result_that_cannot_be_posted_anywhere_is_refunded(running_bot: 
     fake.inject(r"^POST /users/@me/channels$", 403, body={"message": "Cannot send messages", "code": 50007})
 
     async def refunded() -> bool:
-        return await _settled(running_bot) == [("refunded", 0)]
+        return await closed_reservations(running_bot) == [("refunded", 0)]
 
     for _ in range(200):
         if await refunded():
