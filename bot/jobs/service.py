@@ -623,8 +623,12 @@ class JobService:
         return failure_may_be_early(status, polls=job.poll_count, age=self.clock() - job.created_at)
 
     async def _fail(self, job: Job, reason: str, *, announce: bool) -> bool:
-        """Fail an open job, refund it, and (when asked) tell the requester. Only the winner acts (returns True)."""
-        if not await self.store.mark_failed(job.id, reason):
+        """Fail an open job, refund it, and (when asked) tell the requester. Only the winner acts (returns True).
+
+        The job fails only from the state ``job`` was read in: a submit adopted by its webhook in the
+        meantime is pending now, and is polled and delivered instead of being refunded as unconfirmed.
+        """
+        if not await self.store.mark_failed(job.id, reason, from_states=(job.state,)):
             return False
         if job.reservation_key:
             await self.paid.refund(job.reservation_key, f"job failed: {reason}")

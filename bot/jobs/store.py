@@ -299,10 +299,18 @@ class JobStore:
             },
         )
 
-    async def mark_failed(self, job_id: str, error: str) -> bool:
-        """The job failed (Hypereal said so, it timed out, or it was never confirmed)."""
+    async def mark_failed(self, job_id: str, error: str, *, from_states: tuple[str, ...] = OPEN_STATES) -> bool:
+        """The job failed (Hypereal said so, it timed out, or it was never confirmed).
+
+        ``from_states`` narrows the open states it may fail from to the one the caller decided on, so a
+        decision taken on a stale read loses to a transition that happened since (a webhook adopting an
+        unconfirmed submit while its refund was being decided).
+        """
+        allowed = tuple(state for state in from_states if state in OPEN_STATES)
+        if not allowed:
+            return False
         return await self._transition(
-            job_id, OPEN_STATES, {"state": "failed", "error": error[:1000], "finished_at": self._now()}
+            job_id, allowed, {"state": "failed", "error": error[:1000], "finished_at": self._now()}
         )
 
     async def fail_completed(self, job_id: str, error: str) -> bool:

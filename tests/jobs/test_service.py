@@ -263,6 +263,42 @@ async def test_an_unanswered_submit_is_adopted_when_its_webhook_arrives(make_har
     assert await h.reservation(job.id) == "settled"
 
 
+async def test_a_webhook_adopting_a_submit_wins_over_its_refund_decided_a_moment_before(
+    make_harness: MakeHarness,
+) -> None:
+    """Seen with two processes and kill -9: the poller read the job as ``submitting`` past its grace, the
+    webhook adopted it, then the poller's refund failed the now-pending job — run at Hypereal, never
+    delivered. The refund decided on the stale read must lose, and the adopted job be delivered."""
+    h = await make_harness(public_url="https://bot.example", timeout=0.3, submit_grace=0.2)
+    h.sandbox.faults.delay_seconds = 0.6
+    h.sandbox.faults.drop_webhooks = True  # the test plays Hypereal's webhook itself
+    with pytest.raises(JobUnconfirmed):
+        await h.jobs.submit(REQUESTER, h.jobs.plan_video("adopted at the last moment"), SILENT, upload_limit=None)
+    await h.until(lambda: h.sandbox.jobs)
+    h.sandbox.faults.delay_seconds = 0
+    (sandbox_job,) = h.sandbox.jobs.values()
+    (stale,) = await h.jobs.store.unfinished()  # what the poller read: submitting, its grace over
+    assert stale.state == "submitting"
+    await asyncio.sleep(0.3)
+    token_url = next(r.json["webhook_url"] for r in h.sandbox.requests if r.path == "/v1/videos/generate")
+    found = await h.jobs.job_for_token(token_url.rsplit("/", 1)[1])
+    assert found is not None
+    assert await h.jobs.accept_webhook(found, {"jobId": sandbox_job.id, "status": "processing"}, sandbox_job.id) == (
+        200,
+        "ok",
+    )
+    await h.jobs._check_unconfirmed(stale)  # the poller acts on what it read before the webhook
+    assert await h.state(stale.id) == "pending"
+    assert await h.reservation(stale.id) == "held"
+    assert h.jobs.metrics.jobs_unconfirmed_refunded._value.get() == 0
+    h.jobs.start()
+    await h.until(lambda: h.delivery.delivered)
+    assert h.delivery.delivered[0][0] == stale.id
+    assert h.delivery.failures == []
+    assert await h.reservation(stale.id) == "settled"
+    assert await h.paid.ledger.check_invariants() == []
+
+
 async def test_a_job_past_its_deadline_is_failed_and_refunded(make_harness: MakeHarness) -> None:
     h = await make_harness(deadline=0.5)
     h.sandbox.faults.job_delay = 60
