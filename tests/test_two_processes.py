@@ -33,7 +33,7 @@ from bot.db import Database, open_postgres
 from bot.processes import HEARTBEAT_TTL_SECONDS, ProcessRegistry, process_slot
 from bot.sandbox import SandboxProvider
 from tests.conftest import HYPEREAL_KEY, free_port
-from tests.fakediscord import FakeDiscord
+from tests.fakediscord import FakeDiscord, InteractionHandle
 from tests.jobs.test_restart_safety import posted_per_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,8 @@ class Cluster:
             "WEB_PORT": str(shard.port),
             "PUBLIC_URL": f"http://127.0.0.1:{shard.port}",
             "DEFAULT_ALLOWANCE": "100000",
+            # One member asks for all 20 videos: the in-flight limit (3) would refuse most of them.
+            "MAX_INFLIGHT_PER_MEMBER": "20",
             "JOB_POLL_FIRST_SECONDS": "0.5",
             "JOB_POLL_MAX_SECONDS": "1",
             # An unconfirmed submit waits this long for its webhook (in production: the job deadline).
@@ -129,7 +131,8 @@ class Report:
     delivered: int = 0
     refunded_unconfirmed: int = 0
     refunded: int = 0  # killed before the submit left: never at Hypereal, nothing charged
-    not_started: int = 0  # the process died before it handled the command at all
+    not_started: int = 0  # the process died before it answered the command at all
+    answered_without_job: list[str] = field(default_factory=list)  # refused (in-flight limit…): none expected
     lost: list[str] = field(default_factory=list)
     duplicated: list[str] = field(default_factory=list)
     submitted_twice: list[str] = field(default_factory=list)
@@ -143,7 +146,8 @@ class Report:
         return (
             f"two processes: kills={kills} videos={self.videos} delivered={self.delivered} ({shards}) "
             f"refunded_unconfirmed={self.refunded_unconfirmed} refunded={self.refunded} "
-            f"not_started={self.not_started} lost={len(self.lost)} duplicated={len(self.duplicated)} "
+            f"not_started={self.not_started} answered_without_job={len(self.answered_without_job)} "
+            f"lost={len(self.lost)} duplicated={len(self.duplicated)} "
             f"submitted_twice={len(self.submitted_twice)} drift={len(self.drift)} held={self.held} "
             f"cross_port_webhook={webhook} seconds={seconds:.0f}"
         )
@@ -227,7 +231,9 @@ async def _cross_port_webhook(cluster: Cluster, db: Database) -> str:
     return "ok"
 
 
-async def _account(cluster: Cluster, db: Database, videos: dict[str, int]) -> Report:
+async def _account(
+    cluster: Cluster, db: Database, videos: dict[str, int], asked: dict[str, InteractionHandle]
+) -> Report:
     report = Report(videos=len(videos))
     posted = posted_per_prompt(cluster.fake)
     submissions = _submissions(cluster.sandbox)
@@ -240,7 +246,10 @@ async def _account(cluster: Cluster, db: Database, videos: dict[str, int]) -> Re
     for prompt, shard_id in videos.items():
         job = jobs.get(prompt)
         if job is None:
-            report.not_started += 1
+            if asked[prompt].callbacks:  # answered, yet no job: refused, so the storm tested less than it says
+                report.answered_without_job.append(prompt)
+            else:
+                report.not_started += 1  # killed before it stored the job: nothing reserved (the ledger says)
         elif posted.get(prompt, 0) == 1 and job["state"] == "delivered":
             report.delivered += 1
             report.per_shard[shard_id] = report.per_shard.get(shard_id, 0) + 1
@@ -262,6 +271,7 @@ async def test_two_shard_processes_survive_kill_9_and_deliver_every_job_once(
     started = time.monotonic()
     sandbox.job_delay = 2.5  # long enough that jobs outlive the process that submitted them
     videos: dict[str, int] = {}  # prompt → shard
+    asked: dict[str, InteractionHandle] = {}
     takeovers = 0
     async with FakeDiscord() as fake:
         shards = []
@@ -282,7 +292,7 @@ async def test_two_shard_processes_survive_kill_9_and_deliver_every_job_once(
                         for n in range(VIDEOS_PER_SHARD_PER_ROUND)]  # fmt: skip
                 rng.shuffle(work)
                 for shard, prompt in work:
-                    await fake.invoke("video", prompt=prompt, channel_id=shard.channel_id)
+                    asked[prompt] = await fake.invoke("video", prompt=prompt, channel_id=shard.channel_id)
                     videos[prompt] = shard.shard_id
                 await asyncio.sleep(rng.uniform(0.1, 2.5))
                 victim = rng.choice(shards)
@@ -302,13 +312,14 @@ async def test_two_shard_processes_survive_kill_9_and_deliver_every_job_once(
             await asyncio.sleep(1.5)  # anything posted twice would show up now
             await _ask_credits(fake, shards)  # the restarted processes answer commands too
             webhook = await _cross_port_webhook(cluster, db)
-            report = await _account(cluster, db, videos)
+            report = await _account(cluster, db, videos, asked)
         finally:
             await cluster.stop_all()
             await db.close()
     with capsys.disabled():
         print("\n" + report.line(takeovers, time.monotonic() - started, webhook) + f" seed={seed}")
     assert report.videos == 20
+    assert report.answered_without_job == []
     assert report.lost == []
     assert report.duplicated == []
     assert report.submitted_twice == []
