@@ -739,15 +739,20 @@ class JobService:
 
     async def cancel(self, job_id: str, user_id: int) -> str:
         """Stop tracking an open job; returns what happened to the credits, for the user."""
-        job = await self.store.get(job_id)
-        if job is None:
-            raise JobNotFound("That job no longer exists.")
-        if job.user_id != user_id:
-            raise InvalidInput("Only the member who started a job can cancel it.")
-        if not job.is_open:
-            raise InvalidInput(f"This job is already {job.state}: there is nothing to cancel.")
-        if not await self.store.mark_cancelled(job.id):
-            raise InvalidInput("This job finished in the meantime: there is nothing to cancel.")
+        for _attempt in range(3):
+            job = await self.store.get(job_id)
+            if job is None:
+                raise JobNotFound("That job no longer exists.")
+            if job.user_id != user_id:
+                raise InvalidInput("Only the member who started a job can cancel it.")
+            if not job.is_open:
+                raise InvalidInput(f"This job is already {job.state}: there is nothing to cancel.")
+            # Cancelled only from the state just read: a submit its webhook adopted meantime was charged by
+            # Hypereal, so it must not be refunded as unconfirmed — read it again and cancel it as pending.
+            if await self.store.mark_cancelled(job.id, from_state=job.state):
+                break
+        else:
+            raise InvalidInput("This job changed while you cancelled it: try again in a moment.")
         if job.state == "submitting" or job.hypereal_job_id is None:
             if job.reservation_key:
                 await self.paid.refund(job.reservation_key, "cancelled before Hypereal confirmed it")

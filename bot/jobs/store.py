@@ -317,11 +317,13 @@ class JobStore:
         """A finished job whose output the bot refuses to fetch (off the allow-list, private address)."""
         return await self._transition(job_id, ("completed",), {"state": "failed", "error": error[:1000]})
 
-    async def mark_cancelled(self, job_id: str) -> bool:
-        """The requester stopped tracking the job."""
+    async def mark_cancelled(self, job_id: str, *, from_state: str) -> bool:
+        """The requester stopped tracking the job, read in ``from_state`` (what the credits' fate depends on)."""
+        if from_state not in OPEN_STATES:
+            return False
         return await self._transition(
             job_id,
-            OPEN_STATES,
+            (from_state,),
             {"state": "cancelled", "error": "cancelled by the requester", "finished_at": self._now()},
         )
 

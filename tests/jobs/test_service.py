@@ -176,6 +176,23 @@ async def test_transitions_have_exactly_one_winner(make_harness: MakeHarness) ->
     assert not await store.mark_delivered(job.id, 2, 3, None)
 
 
+async def test_a_job_fails_or_is_cancelled_only_from_the_state_it_was_read_in(make_harness: MakeHarness) -> None:
+    """Failing and cancelling are decided on a read; an adoption in between must win over both."""
+    h = await make_harness()
+    store = h.jobs.store
+    job = await store.create(
+        NewJob(new_job_id(), GUILD, 3, 2, "video", "m", "video", {}, "k", 1),
+        webhook_token=None,
+        deadline_at=int(time.time()) + 60,
+        recheck_at=time.time() + 60,
+    )
+    assert await store.adopt(job.id, "hj", time.time())  # its webhook named it: pending now
+    assert not await store.mark_failed(job.id, "never confirmed", from_states=("submitting",))
+    assert not await store.mark_cancelled(job.id, from_state="submitting")
+    assert not await store.mark_cancelled(job.id, from_state="completed")  # never from a closed state
+    assert await store.mark_cancelled(job.id, from_state="pending")
+
+
 async def test_webhook_tokens_are_stored_hashed(make_harness: MakeHarness) -> None:
     h = await make_harness()
     token = new_webhook_token()
