@@ -201,10 +201,10 @@ async def _account(
             report.not_started += 1
         elif posted.get(prompt, 0) == 1 and job["state"] == "delivered":
             report.delivered += 1
-        elif job["hypereal_job_id"] is None and job["state"] == "failed" and "never confirmed" in (job["error"] or ""):
-            report.refunded_unconfirmed += 1
         elif job["hypereal_job_id"] is None and job["state"] == "failed" and prompt not in submissions:
             report.refunded += 1  # killed before the submit left: refunded, never at Hypereal
+        elif job["hypereal_job_id"] is None and job["state"] == "failed" and "never confirmed" in (job["error"] or ""):
+            report.refunded_unconfirmed += 1  # ran at Hypereal, its answer died with the process: refunded
         else:
             report.lost.append(prompt)
     for interaction_id, prompt in images.items():
