@@ -403,6 +403,10 @@ class JobService:
             return 409, "jobId does not match this webhook"
         if not job.is_open:
             return 200, "already finished"
+        if job.confirm_requested:
+            # Its confirmation poll is already due and this webhook adds nothing to it: a flood of webhooks
+            # for one job costs one read each, not two writes each (the first one's payload stays stored).
+            return 200, "ok"
         await self.store.store_webhook(job.id, payload)
         now = self.clock()
         if job.hypereal_job_id is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -410,6 +411,29 @@ async def test_a_flood_of_webhooks_costs_one_confirmation_poll(make_harness: Mak
     await asyncio.sleep(0.3)
     assert _status_polls(h) == 1
     assert await h.state(job.id) == "pending"  # the poll said "processing": a claim alone settles nothing
+
+
+async def test_webhooks_for_a_job_whose_confirmation_is_due_write_nothing(make_harness: MakeHarness) -> None:
+    """A flood at one job's secret URL costs a read per webhook: the first asks for the confirmation poll and
+    is kept; the rest, while that poll is due, change no row."""
+    h = await make_harness(public_url="https://bot.example", first_poll=30, max_poll=30, confirm_spacing=60)
+    h.sandbox.faults.job_delay = 60
+    h.sandbox.faults.drop_webhooks = True
+    job = await h.jobs.submit(REQUESTER, h.jobs.plan_video("flooded"), SILENT, upload_limit=None)  # not started:
+    assert await _webhook(h, job, "completed") == (200, "ok")  # nothing polls, so the request stays due
+    first = await h.db.fetch_one(
+        "SELECT webhook_payload, next_poll_at, confirm_requested FROM jobs WHERE id = ?", (job.id,)
+    )
+    assert first is not None
+    assert first["confirm_requested"] == 1
+    for status in ("failed", "processing"):
+        assert await _webhook(h, job, status) == (200, "ok")
+    again = await h.db.fetch_one(
+        "SELECT webhook_payload, next_poll_at, confirm_requested FROM jobs WHERE id = ?", (job.id,)
+    )
+    assert again is not None
+    assert dict(again) == dict(first)
+    assert json.loads(again["webhook_payload"])["status"] == "completed"
 
 
 async def test_webhooks_never_make_a_job_fail(make_harness: MakeHarness) -> None:
