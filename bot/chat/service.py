@@ -165,7 +165,8 @@ class ChatService:
                 await self.conversations.link_messages(outcome.turn_id, outcome.message_ids)
             return outcome
 
-        return await self.paid.run(paid, surface, work)
+        status = _PacedStatus(surface, self.pacers, request.requester.channel_id, started=lambda: bool(outcome.text))
+        return await self.paid.run(paid, status, work)
 
     async def _stream(
         self,
@@ -228,6 +229,39 @@ class ChatService:
             model=model,
             message_ids=outcome.message_ids,
         )
+
+
+class _PacedStatus:
+    """The member as the paid flow sees it, with its status lines paid from the channel's write budget.
+
+    "Queued (position k)" and "⏳ Generating" edit the answer's message like every part of a stream does:
+    at 10 concurrent streams in one channel, an unpaced status edit was the write that drew Discord's 429.
+    The status line is for a model slow to start: once its words have arrived and only wait for the
+    channel's budget, the line is skipped, since it would spend that budget before the words.
+    """
+
+    def __init__(
+        self, member: MemberPort, pacers: PacerRegistry, channel_id: int, *, started: Callable[[], bool]
+    ) -> None:
+        self.member = member
+        self.pacers = pacers
+        self.channel_id = channel_id
+        self.started = started
+
+    async def confirm(self, what: str, quote: Quote) -> bool:
+        """Asked ephemerally, before anything streams: not a write of the channel."""
+        return await self.member.confirm(what, quote)
+
+    async def queued(self, position: int, eta: float, quote: Quote) -> None:
+        await self.pacers.for_channel(self.channel_id).acquire()
+        await self.member.queued(position, eta, quote)
+
+    async def working(self, model: str, quote: Quote, since: int) -> None:
+        if self.started():
+            return
+        await self.pacers.for_channel(self.channel_id).acquire()
+        if not self.started():
+            await self.member.working(model, quote, since)
 
 
 class _AnswerWriter:

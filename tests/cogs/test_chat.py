@@ -127,6 +127,24 @@ async def test_three_concurrent_streams_share_the_channel_without_429(limited_bo
     assert max(sum(1 for t in edits if start <= t < start + 5.0) for start in edits) <= 4
 
 
+async def test_status_lines_of_slow_starting_streams_spend_the_channel_budget_too(limited_bot: RunningBot) -> None:
+    """Six answers slow to start in one channel: their "⏳ Generating" lines are writes like any other, paced
+    with the streams' edits (unpaced, six status edits in one second drew a 429)."""
+    fake = limited_bot.fake
+    limited_bot.sandbox.faults.delay_seconds = 4.0  # every model is slow to start: status lines after ~3 s
+    limited_bot.sandbox.faults.chat_reply = "word " * 30
+    limited_bot.sandbox.faults.chat_chunk_size = 25
+    askers = [fake.MEMBER, fake.OTHER_MEMBER] * 3  # three each: a member's in-flight limit is 3
+    handles = [await fake.invoke("chat", prompt=f"slow {n}", user=user) for n, user in enumerate(askers)]
+    firsts = [await fake.response(h, timeout=30) for h in handles]
+    for first in firsts:
+        await _finished(fake, first)
+    assert fake.rate_limited == []
+    shown = [any(str(v.get("content") or "").startswith("⏳ Generating") for v in f.versions) for f in firsts]
+    assert any(shown), "no status line at all: the test did not exercise them"
+    assert all("⏳" not in f.content for f in firsts)  # each status line gave way to its answer
+
+
 async def test_stop_ends_the_answer_and_settles(running_bot: RunningBot) -> None:
     fake = running_bot.fake
     running_bot.sandbox.faults.chat_reply = "slow " * 400
