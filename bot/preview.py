@@ -5,9 +5,11 @@ renderer draws the triangles with simple lighting from three angles side by side
 three-quarter, top). Big meshes are thinned to a face budget for drawing; the figures (triangles,
 vertices, file size, bounding box) are the whole model's.
 
-The work runs in a child process (``python -m bot.preview IN.glb OUT.png``, answering one JSON
-line): numpy and matplotlib can hold the GIL for long stretches, which a thread would not stop
-from stalling the event loop, and a child can be killed when it runs past its time cap.
+The work runs in a child process (``python -m bot.preview IN.glb OUT.png``): numpy and matplotlib
+can hold the GIL for long stretches, which a thread would not stop from stalling the event loop,
+and a child can be killed when it runs past its time cap. The child answers the figures on a first
+JSON line as soon as the model is read, and ``{"drawn": true}`` once the PNG is written, so a
+drawing killed at its cap still leaves the figures to show.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import contextlib
 import io
 import json
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.errors import BotError
 
@@ -51,9 +55,9 @@ class ModelFigures:
 
 @dataclass(frozen=True)
 class ModelPreview:
-    """The picture (PNG) and the figures of one model."""
+    """The picture (PNG; None when drawing it ran past its time cap) and the figures of one model."""
 
-    png: bytes
+    png: bytes | None
     figures: ModelFigures
 
 
@@ -63,9 +67,12 @@ def _bytes(count: int) -> str:
     return f"{max(1, round(count / 1024))} KB"
 
 
-def render_glb_preview(path: Path, *, size_px: int = 512) -> ModelPreview:
+def render_glb_preview(
+    path: Path, *, size_px: int = 512, on_figures: Callable[[ModelFigures], None] | None = None
+) -> ModelPreview:
     """The three-angle PNG and the figures of the GLB at ``path``, or ``PreviewFailed``. CPU-bound.
 
+    ``on_figures`` hears the figures as soon as the model is read, before the (slower) drawing.
     Called in the child process by :func:`preview_in_child`; usable directly where blocking is fine.
     """
     # Imported here: numpy, trimesh and matplotlib cost start-up time and memory, and 3D results are rare.
@@ -93,6 +100,8 @@ def render_glb_preview(path: Path, *, size_px: int = 512) -> ModelPreview:
         file_bytes=file_bytes,
         size=(float(extent[0]), float(extent[1]), float(extent[2])),
     )
+    if on_figures is not None:
+        on_figures(figures)
     if len(faces) > MAX_FACES:
         faces = faces[np.linspace(0, len(faces) - 1, MAX_FACES).astype(int)]
     # glTF is Y-up; matplotlib's 3D axes are Z-up.
@@ -123,49 +132,78 @@ def render_glb_preview(path: Path, *, size_px: int = 512) -> ModelPreview:
     return ModelPreview(buffer.getvalue(), figures)
 
 
-async def preview_in_child(path: Path, *, time_cap: float = TIME_CAP_SECONDS) -> ModelPreview:
-    """:func:`render_glb_preview` in a child process, killed after ``time_cap`` seconds (``PreviewFailed``).
+def _figures(answer: dict[str, Any]) -> ModelFigures:
+    raw = answer["figures"]
+    return ModelFigures(
+        triangles=int(raw["triangles"]),
+        vertices=int(raw["vertices"]),
+        file_bytes=int(raw["file_bytes"]),
+        size=(float(raw["size"][0]), float(raw["size"][1]), float(raw["size"][2])),
+    )
 
-    The event loop only waits on a pipe meanwhile, so a 200k-triangle model cannot stall it.
+
+CHILD = ("-m", "bot.preview")  # what the child runs (the tests stand in a slow drawer)
+
+
+async def preview_in_child(
+    path: Path, *, time_cap: float = TIME_CAP_SECONDS, child: Sequence[str] = CHILD
+) -> ModelPreview:
+    """:func:`render_glb_preview` in a child process, killed after ``time_cap`` seconds.
+
+    The event loop only waits on a pipe meanwhile, so a 200k-triangle model cannot stall it. A drawing
+    killed at the cap still gives the figures (without a picture); a model that could not even be read
+    by then, or at all, is ``PreviewFailed``.
     """
     out = path.with_name(path.name + ".preview.png")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.preview", str(path), str(out),
+        sys.executable, *child, str(path), str(out),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+    assert process.stdout is not None
+    figures: ModelFigures | None = None
+    drawn = False
     try:
         async with asyncio.timeout(time_cap):
-            answer, _ = await process.communicate()
+            while line := await process.stdout.readline():
+                answer = json.loads(line)
+                if "error" in answer:
+                    raise PreviewFailed(str(answer["error"]))
+                if "figures" in answer:
+                    figures = _figures(answer)
+                drawn = drawn or answer.get("drawn") is True
+        png = out.read_bytes() if drawn else None
     except TimeoutError:
-        raise PreviewFailed(f"drawing the 3D model took longer than {time_cap:.0f} s") from None
+        if figures is None:
+            raise PreviewFailed(f"drawing the 3D model took longer than {time_cap:.0f} s") from None
+        png = None  # read in time, drawn too slowly: the figures alone
+    except (ValueError, KeyError, TypeError, IndexError, OSError) as exc:
+        raise PreviewFailed("the 3D preview could not be drawn") from exc
     finally:
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
-            await process.wait()
-    try:
-        reply = json.loads(answer.decode() or "{}")
-        if "error" in reply:
-            raise PreviewFailed(str(reply["error"]))
-        figures = ModelFigures(**{**reply["figures"], "size": tuple(reply["figures"]["size"])})
-        png = out.read_bytes()
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise PreviewFailed("the 3D preview could not be drawn") from exc
-    finally:
+        await process.wait()
         out.unlink(missing_ok=True)
+    if figures is None:
+        raise PreviewFailed("the 3D preview could not be drawn")
     return ModelPreview(png, figures)
 
 
 def main(argv: list[str]) -> int:
-    """Child process: render ``argv[0]`` (GLB) to ``argv[1]`` (PNG), answer one JSON line with the figures."""
+    """Child process: render ``argv[0]`` (GLB) to ``argv[1]`` (PNG); JSON lines: the figures, then drawn."""
     source, target = Path(argv[0]), Path(argv[1])
+
+    def tell(figures: ModelFigures) -> None:
+        print(json.dumps({"figures": asdict(figures)}), flush=True)
+
     try:
-        preview = render_glb_preview(source)
+        preview = render_glb_preview(source, on_figures=tell)
     except PreviewFailed as exc:
-        print(json.dumps({"error": exc.user_message}))
+        print(json.dumps({"error": exc.user_message}), flush=True)
         return 0
+    assert preview.png is not None
     target.write_bytes(preview.png)
-    print(json.dumps({"figures": asdict(preview.figures)}))
+    print(json.dumps({"drawn": True}), flush=True)
     return 0
 
 

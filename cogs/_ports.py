@@ -122,17 +122,20 @@ class DiscordJobDelivery:
         preview = await self._preview(job, file) if attach else None
         if preview is not None:
             embed = discord.Embed(
-                title="Preview: front · three-quarter · top (the .glb opens in any 3D viewer)",
+                title="Preview: front · three-quarter · top (the .glb opens in any 3D viewer)"
+                if preview.png is not None
+                else "The .glb opens in any 3D viewer (the model was too big to draw in time)",
                 description=preview.figures.text(),
                 colour=discord.Colour.blurple(),
             )
-            embed.set_image(url=f"attachment://{PREVIEW_NAME}")
+            if preview.png is not None:
+                embed.set_image(url=f"attachment://{PREVIEW_NAME}")
 
         def files() -> list[discord.File]:
             if not attach or file is None:
                 return []
             attached = [discord.File(Path(file.path), filename=filename)]
-            if preview is not None:
+            if preview is not None and preview.png is not None:
                 attached.append(discord.File(io.BytesIO(preview.png), filename=PREVIEW_NAME))
             return attached
 

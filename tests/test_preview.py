@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -64,6 +68,46 @@ async def test_a_broken_file_fails_clearly_in_the_child_too(tmp_path: Path) -> N
     path.write_bytes(b"glTF not really")
     with pytest.raises(PreviewFailed, match="could not read the 3D model"):
         await preview_in_child(path)
+
+
+def test_the_child_tells_the_figures_before_it_draws(tmp_path: Path) -> None:
+    path, out = tmp_path / "model.glb", tmp_path / "model.png"
+    path.write_bytes(media.render_glb())
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.preview", str(path), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    first, second = (json.loads(line) for line in run.stdout.splitlines())
+    assert set(first) == {"figures"}
+    assert first["figures"]["triangles"] > 0
+    assert second == {"drawn": True}
+    assert out.read_bytes().startswith(b"\x89PNG")
+
+
+async def test_a_drawing_past_its_cap_still_gives_the_figures(tmp_path: Path) -> None:
+    """A model read in time but drawn too slowly: the figures without a picture, and the drawer is stopped."""
+    path = tmp_path / "model.glb"
+    path.write_bytes(media.render_glb())
+    figures = {"triangles": 12, "vertices": 8, "file_bytes": 2048, "size": [1.0, 0.5, 0.25]}
+    drawer = tmp_path / "slow_drawer.py"  # stands in for `python -m bot.preview` with a drawing that never ends
+    drawer.write_text(
+        "import json, os, sys, time\n"
+        f"print(json.dumps({{'figures': {figures!r}}}), flush=True)\n"
+        "open(sys.argv[2] + '.pid', 'w').write(str(os.getpid()))\n"
+        "time.sleep(120)\n"
+    )
+    started = time.monotonic()
+    preview = await preview_in_child(path, time_cap=3.0, child=(str(drawer),))
+    assert time.monotonic() - started < 20
+    assert preview.png is None
+    assert preview.figures == ModelFigures(12, 8, 2048, (1.0, 0.5, 0.25))
+    assert "12 triangles · 8 vertices · 2 KB" in preview.figures.text()
+    pid = int(next(tmp_path.glob("*.pid")).read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # killed and reaped, not left drawing
 
 
 SCHEDSTAT = Path("/proc/thread-self/schedstat")
