@@ -159,15 +159,20 @@ async def _eq(value: Any, expected: Any) -> bool:
     return (await value) == expected
 
 
-async def test_transitions_have_exactly_one_winner(make_harness: MakeHarness) -> None:
-    h = await make_harness()
-    store = h.jobs.store
-    job = await store.create(
+async def _stored_job(store: JobStore, webhook_token: str | None = None) -> Job:
+    """A bare video job row, submitting, due in a minute (no Hypereal behind it)."""
+    return await store.create(
         NewJob(new_job_id(), GUILD, 3, 2, "video", "m", "video", {}, "k", 1),
-        webhook_token=None,
+        webhook_token=webhook_token,
         deadline_at=int(time.time()) + 60,
         recheck_at=time.time() + 60,
     )
+
+
+async def test_transitions_have_exactly_one_winner(make_harness: MakeHarness) -> None:
+    h = await make_harness()
+    store = h.jobs.store
+    job = await _stored_job(store)
     assert await store.mark_pending(job.id, "hj", None, 1, time.time())
     assert not await store.mark_pending(job.id, "other", None, 1, time.time())
     wins = await asyncio.gather(*(store.mark_completed(job.id, f"https://x/{n}", 1) for n in range(10)))
@@ -181,12 +186,7 @@ async def test_a_job_fails_or_is_cancelled_only_from_the_state_it_was_read_in(ma
     """Failing and cancelling are decided on a read; an adoption in between must win over both."""
     h = await make_harness()
     store = h.jobs.store
-    job = await store.create(
-        NewJob(new_job_id(), GUILD, 3, 2, "video", "m", "video", {}, "k", 1),
-        webhook_token=None,
-        deadline_at=int(time.time()) + 60,
-        recheck_at=time.time() + 60,
-    )
+    job = await _stored_job(store)
     assert await store.adopt(job.id, "hj", time.time())  # its webhook named it: pending now
     assert not await store.mark_failed(job.id, "never confirmed", from_states=("submitting",))
     assert not await store.mark_cancelled(job.id, from_state="submitting")
@@ -198,12 +198,7 @@ async def test_webhook_tokens_are_stored_hashed(make_harness: MakeHarness) -> No
     h = await make_harness()
     token = new_webhook_token()
     assert len(token) >= 32  # 192 random bits, URL-safe
-    job = await h.jobs.store.create(
-        NewJob(new_job_id(), GUILD, 3, 2, "video", "m", "video", {}, "k", 1),
-        webhook_token=token,
-        deadline_at=int(time.time()) + 60,
-        recheck_at=time.time() + 60,
-    )
+    job = await _stored_job(h.jobs.store, token)
     stored = await h.db.fetch_value("SELECT webhook_token_hash FROM jobs WHERE id = ?", (job.id,))
     assert token not in stored
     found = await h.jobs.job_for_token(token)
