@@ -22,7 +22,6 @@ class Balancer:
     def __init__(self, ports: list[int]) -> None:
         self.ports = ports
         self.port = free_port()
-        self.forwarded: dict[int, int] = {}  # backend port → requests it answered
         self.unanswered = 0  # requests no backend answered (502)
         self._turn = itertools.count()
         self._runner: web.AppRunner | None = None
@@ -60,7 +59,6 @@ class Balancer:
             try:
                 async with self._http.request(request.method, url, data=body, headers=headers) as answer:
                     payload = await answer.read()
-                    self.forwarded[port] = self.forwarded.get(port, 0) + 1
                     return web.Response(status=answer.status, body=payload, content_type=answer.content_type)
             except (aiohttp.ClientError, TimeoutError):
                 continue  # down or dropped the connection (killed mid-request): the next backend
